@@ -1,0 +1,9 @@
+"""MI bounds, one file per family. Look them up by name: ``mi_estimators.get("infonce")``.
+
+Each bound maps a score matrix ``scores[i, j] = T(x_i, y_j)`` (positives on the diagonal) to an
+MI estimate in nats; see :mod:`mi_estimators.bounds.base` for the convention.
+"""
+
+from mi_estimators.bounds.base import Bound, BoundInfo, check_scores
+
+__all__ = ["Bound", "BoundInfo", "check_scores"]

@@ -1,0 +1,12 @@
+import os
+
+import torch
+from hypothesis import HealthCheck, settings
+
+# CI: no deadline (shared, noisy 2-core machines), print the blob to reproduce a failure.
+settings.register_profile("ci", deadline=None, print_blob=True, max_examples=40,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=15)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+torch.set_num_threads(1)  # pytest -n 2 on 2 cores: one thread per worker
