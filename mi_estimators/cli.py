@@ -89,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         ("validate", "mi_estimators.validation", "every registered bound against closed-form MI"),
         ("estimate", "mi_estimators.estimate", "estimate I(X;Y) from two arrays (.npy/.npz/.csv)"),
     ):
-        add_arguments, run = _delegate(module)
         p = sub.add_parser(command, help=help_)
-        add_arguments(p)
-        p.set_defaults(func=run)
+        if argv and argv[0] == command:  # import a sub-command's module only when it runs
+            add_arguments, run = _delegate(module)
+            add_arguments(p)
+            p.set_defaults(func=run)
 
     sub.add_parser("train", help="train a registered trainer: mi-estimators train NAME --help")
     args = parser.parse_args(argv)
