@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml plugins/dim/pyproject.toml plugins/amdim/pyproject.toml
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e . -e plugins/dim -e plugins/amdim --group dev
+	@# Optional real data for the trainer tests; they skip with a reason where it is absent.
+	@[ -d /usr/share/datasets/fashion-mnist ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 ; } || \
+	  echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist); its tests will skip"
 	touch $(STAMP)
 
 demo: $(STAMP)
