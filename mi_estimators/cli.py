@@ -72,7 +72,16 @@ def _cmd_train(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; user errors print one line on stderr and return 2, no traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except (registry.UnknownNameError, registry.PluginLoadError, ValueError, FileNotFoundError) as exc:
+        print(f"mi-estimators: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     # `train` hands everything after the trainer's name to that trainer's own parser.
     if argv and argv[0] == "train":
         return _cmd_train(argv[1:])
