@@ -1,0 +1,289 @@
+"""Critics: learnable functions ``T(x, y)`` that turn a batch into the ``(N, N)`` score matrix.
+
+Every critic maps ``x`` of shape ``(N, x_dim)`` and ``y`` of shape ``(N, y_dim)`` to
+``scores[i, j] = T(x_i, y_j)``: the diagonal holds the N joint pairs, the off-diagonal the
+N(N-1) pairs from the product of marginals (the convention of :mod:`mi_estimators.bounds.base`).
+
+* :class:`SeparableCritic` ``T(x, y) = g(x)ᵀ h(y)`` with two MLP embeddings; one matrix product
+  gives all N² scores (Poole et al. 2019, arXiv:1905.06922, "separable").
+* :class:`ConcatCritic` ``T(x, y) = f([x, y])``, one MLP applied to all N² concatenated pairs
+  (Poole et al.'s "concat"/"joint" critic; MINE's statistics network, Belghazi et al. 2018,
+  arXiv:1801.04062).
+* :class:`BilinearCritic` ``T(x, y) = xᵀ W y`` (plus, with ``quadratic=True``, ``xᵀAx + yᵀBy + c``,
+  which contains the exact log density ratio of any Gaussian pair).
+
+Every critic takes ``n_models=K`` to hold K independent copies with stacked weights: then
+``critic(x, y)`` returns ``(K, N, N)`` and one batched matrix product trains all K at once (how
+the validation suite trains one critic per bound in a single pass). Copy ``k`` behaves exactly as
+an unstacked critic with the same weights; :meth:`StackedLinear.from_linears` and
+:func:`unstack` convert between the two layouts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["BilinearCritic", "ConcatCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack"]
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+}
+
+
+def _activation(name: str) -> nn.Module:
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(
+            f"unknown activation {name!r}; choose one of {', '.join(sorted(_ACTIVATIONS))}"
+        ) from None
+
+
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class StackedLinear(nn.Module):
+    """K independent affine maps applied with one batched matmul.
+
+    ``weight`` has shape ``(K, in, out)`` and ``bias`` ``(K, 1, out)``; the input is
+    ``(K, N, in)`` (or ``(N, in)``, shared by all K) and the output ``(K, N, out)``. Each copy is
+    initialised like :class:`torch.nn.Linear` (uniform in ``±1/sqrt(in)``).
+    """
+
+    def __init__(self, n_models: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.n_models = n_models
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(n_models, in_features, out_features).uniform_(-bound, bound))
+        self.bias = (nn.Parameter(torch.empty(n_models, 1, out_features).uniform_(-bound, bound))
+                     if bias else None)
+
+    @classmethod
+    def from_linears(cls, linears: list[nn.Linear]) -> "StackedLinear":
+        """Stack K ``nn.Linear`` layers of the same shape (copies their weights)."""
+        first = linears[0]
+        out = cls(len(linears), first.in_features, first.out_features, bias=first.bias is not None)
+        with torch.no_grad():
+            out.weight.copy_(torch.stack([lin.weight.t() for lin in linears]))
+            if out.bias is not None:
+                out.bias.copy_(torch.stack([lin.bias[None] for lin in linears]))
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:  # (N, in) shared by every copy
+            x = x.expand(self.n_models, *x.shape)
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)  # (K, N, out)
+
+    def extra_repr(self) -> str:
+        return f"n_models={self.n_models}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+def _linear(n_models: int | None, i: int, o: int) -> nn.Module:
+    return nn.Linear(i, o) if n_models is None else StackedLinear(n_models, i, o)
+
+
+class MLP(nn.Sequential):
+    """``layers`` hidden layers of width ``hidden`` with an activation, then a linear output.
+
+    With ``n_models=K`` every layer is a :class:`StackedLinear`: input ``(N, in)`` or
+    ``(K, N, in)``, output ``(K, N, out)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 256, layers: int = 2,
+                 activation: str = "relu", n_models: int | None = None):
+        _positive_int(hidden, "hidden")
+        _positive_int(layers, "layers", minimum=0)
+        modules: list[nn.Module] = []
+        width = in_dim
+        for _ in range(layers):
+            modules += [_linear(n_models, width, hidden), _activation(activation)]
+            width = hidden
+        modules.append(_linear(n_models, width, out_dim))
+        super().__init__(*modules)
+
+
+class _Critic(nn.Module):
+    """Shared input checks; subclasses implement :meth:`scores`."""
+
+    def __init__(self, x_dim: int, y_dim: int, n_models: int | None):
+        super().__init__()
+        self.x_dim = _positive_int(x_dim, "x_dim")
+        self.y_dim = _positive_int(y_dim, "y_dim")
+        self.n_models = None if n_models is None else _positive_int(n_models, "n_models")
+
+    def _check(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        for name, t, d in (("x", x, self.x_dim), ("y", y, self.y_dim)):
+            if not isinstance(t, Tensor) or not t.is_floating_point():
+                raise ValueError(
+                    f"{name} must be a floating-point torch.Tensor of shape (N, {d}), got "
+                    f"{getattr(t, 'dtype', type(t).__name__)}; use torch.as_tensor(a, dtype=torch.float32)"
+                )
+            if t.dim() != 2 or t.shape[1] != d:
+                raise ValueError(
+                    f"{name} must have shape (N, {d}) for this critic ({name}_dim={d}), got "
+                    f"{tuple(t.shape)}; reshape 1-D data with {name}[:, None]"
+                )
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x and y must hold the same number of samples, got {x.shape[0]} and {y.shape[0]}")
+        return x, y
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores ``(N, N)`` (``(K, N, N)`` with ``n_models=K``): ``scores[..., i, j] = T(x_i, y_j)``."""
+        return self.scores(*self._check(x, y))
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SeparableCritic(_Critic):
+    """``T(x, y) = g(x)ᵀ h(y)``: two MLP embeddings of size ``embed_dim``, one dot product.
+
+    Poole et al. 2019, "On Variational Bounds of Mutual Information", arXiv:1905.06922 (the
+    separable critic of their Figure 2: 2 hidden layers of 256, 32-d embedding — the defaults).
+    All N² scores cost two MLP passes over N points and one matrix product, so a held-out set
+    can be scored against *all* its pairs (see :meth:`embed`).
+
+    >>> import torch
+    >>> critic = SeparableCritic(x_dim=3, y_dim=2, hidden=16, embed_dim=4)
+    >>> critic(torch.randn(5, 3), torch.randn(5, 2)).shape
+    torch.Size([5, 5])
+    >>> SeparableCritic(3, 2, hidden=16, n_models=4)(torch.randn(5, 3), torch.randn(5, 2)).shape
+    torch.Size([4, 5, 5])
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2, embed_dim: int = 32,
+                 activation: str = "relu", n_models: int | None = None):
+        super().__init__(x_dim, y_dim, n_models)
+        _positive_int(embed_dim, "embed_dim")
+        self.g = MLP(x_dim, embed_dim, hidden, layers, activation, n_models)
+        self.h = MLP(y_dim, embed_dim, hidden, layers, activation, n_models)
+
+    def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The embeddings ``(g(x), h(y))``; ``g(x) @ h(y).mT`` are the scores."""
+        x, y = self._check(x, y)
+        return self.g(x), self.h(y)
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:
+        gx, hy = self.g(x), self.h(y)  # (N, E) or (K, N, E)
+        return gx @ hy.transpose(-1, -2)
+
+
+class ConcatCritic(_Critic):
+    """``T(x, y) = f([x, y])``: one MLP on the concatenation, evaluated on all N² pairs.
+
+    Poole et al. 2019 (arXiv:1905.06922), the "concat" critic (2 hidden layers of 256 by
+    default); Belghazi et al. 2018, MINE (arXiv:1801.04062). The first layer is affine, so
+    ``W [x_i, y_j] + b = W_x x_i + (W_y y_j + b)`` is computed as an ``(N, 1, H) + (1, N, H)``
+    broadcast instead of materialising N² concatenated inputs; the result is identical.
+
+    >>> import torch
+    >>> ConcatCritic(x_dim=3, y_dim=2, hidden=16)(torch.randn(5, 3), torch.randn(5, 2)).shape
+    torch.Size([5, 5])
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2,
+                 activation: str = "relu", n_models: int | None = None):
+        super().__init__(x_dim, y_dim, n_models)
+        _positive_int(layers, "layers")
+        self.f = MLP(x_dim + y_dim, 1, hidden, layers, activation, n_models)
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:
+        first = self.f[0]
+        n = x.shape[0]
+
+        def rest(h: Tensor) -> Tensor:
+            for layer in list(self.f)[1:]:
+                h = layer(h)
+            return h
+
+        if self.n_models is None:
+            w_x, w_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim:]  # (H, dx), (H, dy)
+            hx = x @ w_x.t()  # (N, H)
+            hy = y @ w_y.t() + first.bias  # (N, H)
+            pre = hx[:, None, :] + hy[None, :, :]  # (N, N, H): row i = x_i, column j = y_j
+            return rest(pre).reshape(n, n)
+        w_x, w_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim:]  # (K, dx, H), (K, dy, H)
+        hx = torch.matmul(x, w_x)  # (K, N, H)
+        hy = torch.baddbmm(first.bias, y.expand(self.n_models, *y.shape), w_y)  # (K, N, H)
+        pre = hx[:, :, None, :] + hy[:, None, :, :]  # (K, N, N, H)
+        return rest(pre.reshape(self.n_models, n * n, -1)).reshape(self.n_models, n, n)
+
+
+class BilinearCritic(_Critic):
+    """``T(x, y) = xᵀ W y`` (+ ``xᵀ A x + yᵀ B y + c`` with ``quadratic=True``).
+
+    The bilinear critic of Oord et al. 2018 (CPC, arXiv:1807.03748, ``f = exp(zᵀ W c)``). For
+    jointly Gaussian (x, y) the log density ratio ``log p(x, y) / p(x)p(y)`` is exactly such a
+    quadratic form, so ``quadratic=True`` can represent the optimal critic; the plain form is
+    optimal for InfoNCE when the marginal of y is isotropic (terms in x alone cancel there).
+    ``W`` starts at zero (the independence critic).
+
+    >>> import torch
+    >>> BilinearCritic(x_dim=3, y_dim=2)(torch.randn(5, 3), torch.randn(5, 2)).shape
+    torch.Size([5, 5])
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, quadratic: bool = False, n_models: int | None = None):
+        super().__init__(x_dim, y_dim, n_models)
+        lead = () if n_models is None else (n_models,)
+        self.quadratic = bool(quadratic)
+        self.weight = nn.Parameter(torch.zeros(*lead, x_dim, y_dim))
+        if self.quadratic:
+            self.a = nn.Parameter(torch.zeros(*lead, x_dim, x_dim))
+            self.b = nn.Parameter(torch.zeros(*lead, y_dim, y_dim))
+            self.c = nn.Parameter(torch.zeros(*lead, 1, 1))
+
+    def scores(self, x: Tensor, y: Tensor) -> Tensor:
+        s = x @ self.weight @ y.t()  # (N, N) or (K, N, N)
+        if self.quadratic:
+            qx = ((x @ self.a) * x).sum(-1)  # (N,) or (K, N)
+            qy = ((y @ self.b) * y).sum(-1)
+            s = s + qx[..., :, None] + qy[..., None, :] + self.c
+        return s
+
+
+def unstack(critic: _Critic, k: int) -> _Critic:
+    """Copy ``k`` of a critic built with ``n_models=K``, as an ordinary (unstacked) critic."""
+    if critic.n_models is None:
+        raise ValueError("unstack needs a critic built with n_models=K")
+    if not 0 <= k < critic.n_models:
+        raise ValueError(f"k must be in [0, {critic.n_models}), got {k}")
+    single = _clone_config(critic)
+    with torch.no_grad():
+        for m_single, m_stacked in zip(single.modules(), critic.modules()):
+            if isinstance(m_stacked, StackedLinear):  # (K, in, out) -> nn.Linear's (out, in)
+                m_single.weight.copy_(m_stacked.weight[k].t())
+                if m_stacked.bias is not None:
+                    m_single.bias.copy_(m_stacked.bias[k, 0])
+            elif isinstance(m_stacked, BilinearCritic):
+                for name, p in m_single.named_parameters():
+                    p.copy_(getattr(m_stacked, name)[k])
+    return single.to(next(critic.parameters()).device)
+
+
+def _clone_config(critic: _Critic) -> _Critic:
+    if isinstance(critic, SeparableCritic):
+        lin = [m for m in critic.g if isinstance(m, StackedLinear)]
+        act = next((k for k, v in _ACTIVATIONS.items() if isinstance(critic.g[1], v)), "relu") \
+            if len(critic.g) > 1 else "relu"
+        return SeparableCritic(critic.x_dim, critic.y_dim, hidden=lin[0].out_features, layers=len(lin) - 1,
+                               embed_dim=lin[-1].out_features, activation=act)
+    if isinstance(critic, ConcatCritic):
+        lin = [m for m in critic.f if isinstance(m, StackedLinear)]
+        act = next(k for k, v in _ACTIVATIONS.items() if isinstance(critic.f[1], v))
+        return ConcatCritic(critic.x_dim, critic.y_dim, hidden=lin[0].out_features, layers=len(lin) - 1,
+                            activation=act)
+    if isinstance(critic, BilinearCritic):
+        return BilinearCritic(critic.x_dim, critic.y_dim, quadratic=critic.quadratic)
+    raise ValueError(f"cannot unstack a {type(critic).__name__}")
