@@ -1,0 +1,248 @@
+"""AMDIM's multiscale NCE objective between two augmented views (seed eqs. 14–19).
+
+For a batch of images x and two independently augmented views x¹, x², the encoder gives a global
+vector f1 and local maps f5, f7 for each view. Linear-in-RKHS critics (eq. 16)
+``Φ(a, c) = φ_a(a)ᵀ φ_c(c) / sqrt(n_rkhs)`` score antecedent/consequent pairs, with small residual
+heads φ1 (an MLP on f1) and φ5, φ7 (1×1 convolutions on the maps). Three NCE terms are maximised,
+each in both directions (x¹→x² and x²→x¹) and averaged over the two:
+
+* **1→7**: antecedent φ1(f1(x¹)) of image i; consequents φ7(f7(x²))_{uv} of every image and
+  location. Positives: the locations of image i; negatives: every location of every other image
+  in the (global) batch, shared by all of image i's positives.
+* **1→5**: the same against φ5(f5(x²)).
+* **5→5**: every location ``l`` of φ5(f5(x¹)) is an antecedent on its own (the views are not
+  spatially aligned after random crops, so there is no "same location" to pair with); its
+  positives are all locations of φ5(f5(x²)) of the same image, its negatives all locations of the
+  other images. The paper's code samples one random location per image; we use all of them, which
+  is the average of that estimator over the location. For memory, the 5→5 term is computed one
+  antecedent location at a time (``n5`` calls of the fused NCE, each ``O(B · B_global · n5)``),
+  so the peak extra memory is that of the 1→5 term, never the ``(B·n5)²·n5`` score cube.
+
+Loss of one term (eq. 15 with the two stabilisers of Sec. 3.3): with raw scores s,
+``λ · mean(s²) − mean_{positives} log softmax(c · tanh(s / c))`` over {positive} ∪ negatives,
+computed by the core's memory-efficient NCE (:func:`mi_estimators.nce.nce_loss_features`) without
+materialising the ``(n_a · n_c)²`` score matrix. Paper values: λ = 4e-2, c = 20.
+
+Any other registered bound can be chosen instead (``bound="nwj"``, ...). It receives the
+stabilised ``(N, N, L)`` score tensor (positives on the diagonal); under DDP the antecedents are
+gathered as well so that its scores stay square (every rank then evaluates the global loss; the
+gradient-preserving all-gather sums the gradients back, and DDP's averaging makes it the gradient
+of the global loss).
+
+**Mixture representations** (eqs. 18–19, ``mixture=K > 1``): φ1 emits K antecedent vectors per
+image and the 1→7 and 1→5 terms use the registry's ``mixture_nce`` bound on ``(N, N, L, K)``
+scores, q(j | i) = softmax_j(τ · s_nce(f1^j, f7^i)), maximising Σ_j q s_nce + α H(q). With K = 1
+it reduces to the plain NCE (tested). The 5→5 term has one antecedent per location and stays
+plain.
+
+**Scale**: with ``gather`` (the kit's gradient-preserving all-gather) the consequents of every
+rank form the negative set and each rank's positives sit at ``pos_offset = rank · B``; the
+negative set grows with the number of processes.
+
+>>> import torch
+>>> obj = MultiscaleNCE({"f1": 16, "f5": 16, "f7": 8}, n_rkhs=32)
+>>> views = [{"f1": torch.randn(4, 16), "f5": torch.randn(4, 16, 5, 5),
+...           "f7": torch.randn(4, 8, 7, 7)} for _ in range(2)]
+>>> loss, parts = obj(*views)
+>>> sorted(parts)
+['1-5', '1-7', '5-5', 'loss']
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mi_estimators import registry
+from mi_estimators.bounds.base import stabilise
+
+__all__ = ["MultiscaleNCE", "PAIRS", "ConvHead", "MLPHead", "scores_of"]
+
+#: the (antecedent, consequent) feature pairs AMDIM uses, by name
+PAIRS = {"1-7": ("f1", "f7"), "1-5": ("f1", "f5"), "5-5": ("f5", "f5")}
+DEFAULT_BOUND = "infonce"
+
+
+class MLPHead(nn.Module):
+    """φ1: ``x ↦ W2 ReLU(W1 x) + P x`` — a residual 2-layer MLP from f1 to ``n_out`` dims."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or n_out
+        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, n_out))
+        self.proj = nn.Linear(n_in, n_out, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(x) + self.proj(x)
+
+
+class ConvHead(nn.Module):
+    """φ5 / φ7: the same residual MLP applied at every location (1×1 convolutions)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(n_in, n_out, 1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(n_out, n_out, 1))
+        self.proj = nn.Conv2d(n_in, n_out, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(x) + self.proj(x)
+
+
+def scores_of(antecedents: Tensor, consequents: Tensor) -> Tensor:
+    """Materialised scores: ``(na, [K,] d)`` × ``(nb, nc, d)`` → ``(na, nb, nc[, K])``."""
+    if antecedents.dim() == 2:
+        return torch.einsum("ad,bcd->abc", antecedents, consequents)
+    return torch.einsum("akd,bcd->abck", antecedents, consequents)
+
+
+def _locations(x: Tensor) -> Tensor:
+    """``(B, C, H, W)`` → ``(B, H·W, C)``."""
+    return x.flatten(2).transpose(1, 2)
+
+
+class MultiscaleNCE(nn.Module):
+    """The 1→7, 1→5 and 5→5 NCE terms in both directions; see the module docstring.
+
+    Parameters
+    ----------
+    channels:
+        Channel counts of the encoder's ``f1``, ``f5``, ``f7`` features (only those the chosen
+        ``pairs`` need); :func:`mi_estimators_amdim.encoder.feature_shapes` reads them off any
+        encoder.
+    n_rkhs:
+        Dimension of the space the critics' dot products live in.
+    pairs:
+        Which terms to use, among ``"1-7"``, ``"1-5"``, ``"5-5"``.
+    penalty, clip:
+        λ of the score penalty ``λ·mean(s²)`` (paper 4e-2) and c of the soft clip ``c·tanh(s/c)``
+        (paper 20; None for no clip).
+    bound:
+        Registry name of the bound; ``"infonce"`` (the default) runs the fused AMDIM NCE.
+    mixture, tau, alpha:
+        K antecedent features per image, temperature τ of q and weight α of the entropy term
+        (eqs. 18–19); ``mixture=1`` is the plain objective (``bound="mixture_nce"`` with
+        ``mixture=1`` runs the mixture code path with one component, for checking).
+    chunk_size:
+        Passed to the fused NCE to bound its memory (antecedents per chunk).
+    locations_55:
+        None: every location of f5 is a 5→5 antecedent (the exact average). An integer n: n
+        locations drawn uniformly at random per image and step (an unbiased estimate of the same
+        average at n/n5 of the cost; the paper's code uses n = 1).
+    """
+
+    def __init__(self, channels: dict[str, int], n_rkhs: int, *,
+                 pairs: Sequence[str] = ("1-7", "1-5", "5-5"), penalty: float = 4e-2,
+                 clip: float | None = 20.0, bound: str = DEFAULT_BOUND, mixture: int = 1,
+                 tau: float = 1.0, alpha: float = 0.05, chunk_size: int | None = None,
+                 locations_55: int | None = None):
+        super().__init__()
+        unknown = [p for p in pairs if p not in PAIRS]
+        if unknown or not pairs:
+            raise ValueError(f"pairs must be a non-empty subset of {sorted(PAIRS)}, got {list(pairs)}")
+        if not isinstance(mixture, int) or mixture < 1:
+            raise ValueError(f"mixture must be an integer K >= 1 (antecedents per image), got {mixture!r}")
+        if locations_55 is not None and (not isinstance(locations_55, int) or locations_55 < 1):
+            raise ValueError(f"locations_55 must be None (all) or an integer >= 1, got {locations_55!r}")
+        if penalty < 0:
+            raise ValueError(f"penalty must be >= 0 (paper: 4e-2), got {penalty}")
+        if clip is not None and clip <= 0:
+            raise ValueError(f"clip must be positive (paper: 20) or None, got {clip}")
+        needed = {name for p in pairs for name in PAIRS[p]}
+        missing = needed - set(channels)
+        if missing:
+            raise ValueError(
+                f"the pairs {list(pairs)} need encoder features {sorted(needed)}, but the encoder "
+                f"exposes only {sorted(channels)}; pick an encoder with these scales or fewer pairs")
+        self.pairs, self.n_rkhs, self.mixture = tuple(pairs), n_rkhs, mixture
+        self.penalty, self.clip, self.chunk_size = float(penalty), clip, chunk_size
+        self.bound_name, self.locations_55 = bound, locations_55
+        # the mixture path: K antecedent vectors per image, (N, N, L, K) scores, mixture_nce
+        self.use_mixture = mixture > 1 or bound == "mixture_nce"
+        if self.use_mixture:
+            if bound not in (DEFAULT_BOUND, "mixture_nce"):
+                raise ValueError(f"mixture K > 1 uses the mixture_nce bound; got bound={bound!r}")
+            self.bound = registry.get("mixture_nce", tau=tau, alpha=alpha)
+        else:
+            self.bound = None if bound == DEFAULT_BOUND else registry.get(bound)
+        self.heads = nn.ModuleDict()
+        if "f1" in needed:
+            self.heads["f1"] = MLPHead(channels["f1"], n_rkhs * mixture)
+        for name in ("f5", "f7"):
+            if name in needed:
+                self.heads[name] = ConvHead(channels[name], n_rkhs)
+
+    # -- one direction of one term -------------------------------------------------------------
+    def _fused(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
+        from mi_estimators.nce import nce_loss_features
+
+        return nce_loss_features(a, c, pos_offset=pos_offset, penalty=self.penalty,
+                                 clip=self.clip, chunk_size=self.chunk_size)
+
+    def _with_bound(self, a: Tensor, c: Tensor) -> Tensor:
+        s = scores_of(a, c)
+        return self.penalty * s.pow(2).mean() + self.bound.loss(stabilise(s, self.clip))
+
+    def _loss(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
+        """One direction of one term: antecedents ``a`` (n, d) or (n, K, d), consequents (m, L, d).
+
+        Under the mixture, a single antecedent per image (the 5→5 term) takes the plain NCE.
+        """
+        plain = self.bound is None or (self.use_mixture and a.dim() == 2)
+        return self._fused(a, c, pos_offset) if plain else self._with_bound(a, c)
+
+    def _antecedent_locations(self, a: Tensor) -> list[Tensor]:
+        """The 5→5 antecedents ``(B, d)`` of ``a`` (B, n5, d): every location, or random ones."""
+        n5 = a.shape[1]
+        if self.locations_55 is None or self.locations_55 >= n5:
+            return [a[:, loc] for loc in range(n5)]
+        rows = torch.arange(a.shape[0], device=a.device)
+        picks = torch.randint(0, n5, (self.locations_55, a.shape[0]), device=a.device)
+        return [a[rows, pick] for pick in picks]
+
+    def forward(self, feats1: dict[str, Tensor], feats2: dict[str, Tensor], *,
+                gather: Callable[[Tensor], Tensor] | None = None,
+                rank: int = 0) -> tuple[Tensor, dict[str, float]]:
+        """Total loss (sum of the terms, each averaged over the two directions) and its parts."""
+        scale = self.n_rkhs ** -0.25  # so that a·c carries the 1/sqrt(n_rkhs) of Φ
+        views = []
+        for feats in (feats1, feats2):
+            v = {}
+            for name, head in self.heads.items():
+                if name not in feats:
+                    raise ValueError(f"the encoder did not return the feature {name!r} "
+                                     f"(it returned {sorted(feats)})")
+                h = head(feats[name]) * scale
+                if name == "f1":
+                    v[name] = h.view(h.shape[0], self.mixture, -1) if self.use_mixture else h
+                else:
+                    v[name] = _locations(h)
+            views.append(v)
+        parts: dict[str, Tensor] = {}
+        for pair in self.pairs:
+            ant, con = PAIRS[pair]
+            terms = []
+            for src, dst in ((views[0], views[1]), (views[1], views[0])):
+                a, c = src[ant], dst[con]
+                offset = 0
+                if gather is not None:
+                    # the fused NCE takes local antecedents against the global consequents;
+                    # a generic bound needs square scores, so it gets the global antecedents too
+                    offset = rank * a.shape[0]
+                    c = gather(c)
+                    if self.bound is not None:
+                        a, offset = gather(a), 0
+                if ant == "f1":
+                    terms.append(self._loss(a, c, offset))
+                else:  # 5→5: each antecedent location on its own, one location at a time
+                    terms.append(torch.stack([self._loss(a_l, c, offset)
+                                              for a_l in self._antecedent_locations(a)]).mean())
+            parts[pair] = 0.5 * (terms[0] + terms[1])
+        loss = sum(parts.values())
+        report = {k: float(v.detach()) for k, v in parts.items()}
+        report["loss"] = float(loss.detach())
+        return loss, report
+
