@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["Bound", "BoundInfo", "check_scores", "diagonal", "off_diagonal", "off_diagonal_mask",
-           "log_mean_exp_off_diagonal", "stabilise"]
+           "log_mean_exp_off_diagonal", "stabilise", "safe_exp", "nwj_value", "jsd_value",
+           "value_with_gradient_of", "score_penalty", "positive_option", "non_negative_option",
+           "unit_interval_option", "EXP_LINEAR_ABOVE"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,13 @@ class BoundInfo:
     options: dict[str, str] = field(default_factory=dict)
 
 
-def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2) -> Tensor:
+def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2,
+                 allow_components: bool = False) -> Tensor:
     """Validate a score tensor; return it unchanged.
 
     Raises ``ValueError`` (never returns NaN) for: non-tensors, integer/bool dtypes, shapes other
-    than ``(N, N)`` / ``(N, N, L)``, fewer than ``min_n`` samples, NaN or Inf entries.
+    than ``(N, N)`` / ``(N, N, L)`` (and ``(N, N, L, K)`` with ``allow_components``), fewer than
+    ``min_n`` samples, NaN or Inf entries.
     """
     if not isinstance(scores, Tensor):
         raise ValueError(
@@ -57,7 +62,10 @@ def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2
             "convert with scores.float()"
         )
     shapes = "(N, N) or (N, N, L)" if allow_locations else "(N, N)"
-    ok_dim = scores.dim() == 2 or (allow_locations and scores.dim() == 3)
+    if allow_components:
+        shapes = "(N, N), (N, N, L) or (N, N, L, K)"
+    ok_dim = (scores.dim() == 2 or (allow_locations and scores.dim() == 3)
+              or (allow_components and scores.dim() == 4))
     if not ok_dim or scores.shape[0] != scores.shape[1]:
         raise ValueError(
             f"scores must have shape {shapes} with scores[i, j] = T(x_i, y_j) and the positive "
@@ -68,8 +76,9 @@ def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2
             f"need at least {min_n} samples (a batch of N >= {min_n} gives N(N-1) negative pairs), "
             f"got N = {scores.shape[0]}"
         )
-    if scores.dim() == 3 and scores.shape[2] < 1:
-        raise ValueError("scores of shape (N, N, L) need L >= 1 locations")
+    if scores.dim() >= 3 and scores.numel() == 0:
+        raise ValueError(f"scores of shape {shapes} need L >= 1 locations (and K >= 1 components); "
+                         f"got shape {tuple(scores.shape)}")
     if not torch.isfinite(scores).all():
         n_nan = int(torch.isnan(scores).sum())
         n_inf = int(torch.isinf(scores).sum())
@@ -109,6 +118,76 @@ def stabilise(scores: Tensor, clip: float | None = None) -> Tensor:
     if clip <= 0:
         raise ValueError(f"clip must be a positive number of nats (AMDIM uses 20), got {clip}")
     return clip * torch.tanh(scores / clip)
+
+
+#: :func:`safe_exp` continues ``exp`` linearly above this many nats (e^50 ~ 5e21).
+EXP_LINEAR_ABOVE = 50.0
+
+
+def safe_exp(x: Tensor, linear_above: float = EXP_LINEAR_ABOVE) -> Tensor:
+    """``exp(x)`` for ``x <= linear_above``, continued by its tangent line above.
+
+    Bounds with a plain ``E[e^T]`` term (NWJ, TUBA, JSD's read-out, the interpolated bound)
+    would overflow to ``-inf`` with infinite gradients for scores above ~88 nats in float32. The
+    tangent continuation is C^1, below ``exp`` (so the estimate is only affected when it is already
+    below ``-e^50``), and keeps values and gradients finite for scores up to ~1e10.
+    """
+    capped = x.clamp(max=linear_above)
+    tangent = math.exp(linear_above) * (1.0 + (x - linear_above))
+    return torch.where(x <= linear_above, torch.exp(capped), tangent)
+
+
+def nwj_value(scores: Tensor, shift: float = 0.0, log_baseline: Tensor | float = 1.0) -> Tensor:
+    """``E_P[T + shift - a] - E_{P x P}[exp(T + shift - a)] + 1`` over positives and negatives.
+
+    With the default ``log_baseline`` ``a = 1`` this is NWJ, ``E_P[T] - e^{-1} E_{PxP}[e^T]``;
+    other ``a`` (a float or a tensor broadcastable to ``scores``) give TUBA. Expectations pool
+    all ``N·L`` positives and all ``N(N-1)·L`` negatives of ``(N, N, L)`` scores.
+    """
+    centred = scores + shift - log_baseline
+    mask = off_diagonal_mask(scores.shape[0], scores.device)
+    pos = diagonal(centred)
+    neg = centred[mask]
+    return pos.mean() - safe_exp(neg).mean() + 1.0
+
+
+def jsd_value(scores: Tensor) -> Tensor:
+    """The Jensen–Shannon objective ``E_P[-sp(-T)] - E_{PxP}[sp(T)]``, ``sp = softplus``."""
+    neg = off_diagonal(scores)
+    return -F.softplus(-diagonal(scores)).mean() - F.softplus(neg).mean()
+
+
+def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:
+    """A tensor equal to ``value`` whose gradient is ``surrogate``'s (Poole et al. 2019's trick)."""
+    return surrogate + (value - surrogate).detach()
+
+
+def score_penalty(scores: Tensor, penalty: float) -> Tensor | float:
+    """AMDIM's score penalty ``penalty * mean(s^2)`` over the raw scores (0.0 when off)."""
+    return penalty * scores.square().mean() if penalty else 0.0
+
+
+def positive_option(name: str, value: float, hint: str = "") -> float:
+    """Validate a strictly positive, finite float constructor option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number{hint}, got {value!r}")
+    return float(value)
+
+
+def non_negative_option(name: str, value: float, hint: str = "") -> float:
+    """Validate a finite float option ``>= 0``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0{hint}, got {value!r}")
+    return float(value)
+
+
+def unit_interval_option(name: str, value: float, hint: str = "", *, open_left: bool = False) -> float:
+    """Validate a float option in ``[0, 1]`` (``(0, 1]`` with ``open_left``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value > 1 or value < 0 or (open_left and value == 0):
+        interval = "(0, 1]" if open_left else "[0, 1]"
+        raise ValueError(f"{name} must be a number in {interval}{hint}, got {value!r}")
+    return float(value)
 
 
 class Bound(nn.Module):

@@ -1,0 +1,364 @@
+"""Compute- and memory-efficient NCE with shared negatives (AMDIM, Bachman et al. 2019).
+
+Setting: ``na`` antecedents (e.g. global features of the images of a batch) are scored against
+``nb >= na`` consequent images with ``nc`` locations each; ``scores[i, j, c] = phi(f_a(x_i))^T
+phi(f_c(x_j))_c``. Antecedent ``i``'s positives are the ``nc`` locations of consequent
+``p(i) = i + pos_offset``; its negatives are *all* locations of every other consequent, shared by
+its ``nc`` positives. The NCE log-probability of positive ``(i, c)`` is (seed, "Algorithm")
+
+.. math::
+
+    s_{nce}[i, c] = s[i, p(i), c] - \\log\\Big(e^{s[i, p(i), c]}
+                    + \\sum_{j \\ne p(i)} \\sum_{c'} e^{s[i, j, c']}\\Big),
+
+i.e. a log-softmax over ``1 + (nb - 1)·nc`` candidates, and the loss is
+``-mean_{i, c} s_nce[i, c]`` (+ ``penalty · mean(s^2)`` over the raw scores). The optional soft
+clip ``s' = clip · tanh(s / clip)`` is applied after the penalty and before the log-softmax.
+
+Only one number per antecedent is needed from the negatives, ``lse[i] = log sum_{j != p(i), c'}
+exp(s[i, j, c'])``; then ``s_nce = s_pos - logaddexp(s_pos, lse)``. This is the seed's
+``sshift``/``sother`` algorithm written in log space, so it is stable for scores of any magnitude.
+Both entry points are custom ``torch.autograd.Function``\\ s that work in chunks of antecedent rows
+(``chunk_size``) and recompute the softmax in the backward pass from the saved ``lse``:
+
+* :func:`nce_loss` takes the ``(na, nb, nc)`` scores; besides the scores and their gradient it
+  allocates only a few chunk-sized temporaries.
+* :func:`nce_loss_features` takes the features and never holds more than the one
+  ``(na, nb·nc)`` score tensor (plus chunk-sized temporaries): three matrix products in all
+  (scores forward; ``dL/da`` and ``dL/db`` backward), no ``(na, nb·nc)`` gradient tensor.
+
+Reference: P. Bachman, R. D. Hjelm, W. Buchwalter, "Learning Representations by Maximizing Mutual
+Information Across Views", NeurIPS 2019, arXiv:1906.00910.
+
+>>> import torch
+>>> from mi_estimators.nce import nce_loss, nce_loss_features
+>>> a, b = torch.randn(4, 8), torch.randn(4, 5, 8)          # 4 images, 5 locations, d = 8
+>>> loss = nce_loss_features(a, b)
+>>> torch.allclose(loss, nce_loss(torch.einsum("id,jcd->ijc", a, b)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from mi_estimators.bounds.base import stabilise
+
+__all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
+
+#: default chunk: at most this many score elements per chunk of antecedent rows (64 MiB in float32)
+MAX_CHUNK_ELEMENTS = 1 << 24
+
+
+def nce_candidates(nb: int, nc: int) -> int:
+    """Number of candidates in each positive's softmax: itself and ``(nb - 1)·nc`` negatives."""
+    return 1 + (nb - 1) * nc
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check_options(penalty: float, clip: float | None, chunk_size: int | None) -> None:
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0 \
+            or not math.isfinite(penalty):
+        raise ValueError(f"penalty must be a finite number >= 0 (AMDIM uses 4e-2), got {penalty!r}")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                             or not clip > 0 or not math.isfinite(clip)):
+        raise ValueError(f"clip must be None or a positive number of nats (AMDIM uses 20), got {clip!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be None (automatic) or a positive number of rows, got {chunk_size!r}")
+
+
+def _check_float(name: str, x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert with .float()")
+
+
+def _check_finite(name: str, x: Tensor) -> None:
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contain NaN or infinite entries; check the encoder's inputs and learning rate")
+
+
+def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None, device) -> Tensor:
+    if pos_index is not None:
+        pos_index = torch.as_tensor(pos_index, device=device)
+        if pos_index.shape != (na,) or pos_index.is_floating_point():
+            raise ValueError(f"pos_index must be an integer tensor of shape ({na},), got "
+                             f"{tuple(pos_index.shape)} {pos_index.dtype}")
+        if na and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
+            raise ValueError(f"pos_index entries must lie in [0, {nb}) (consequent indices)")
+        return pos_index.long()
+    if isinstance(pos_offset, bool) or not isinstance(pos_offset, int) or pos_offset < 0 or na + pos_offset > nb:
+        raise ValueError(
+            f"pos_offset must be an integer with 0 <= pos_offset <= nb - na = {nb - na} (positives at "
+            f"[i, i + pos_offset]; a DDP rank passes rank * na), got {pos_offset!r}")
+    return torch.arange(na, device=device) + pos_offset
+
+
+def _check_nce_scores(scores: Tensor) -> Tensor:
+    _check_float("scores", scores)
+    if scores.dim() == 2:
+        scores = scores.unsqueeze(-1)
+    if scores.dim() != 3 or scores.shape[2] < 1 or scores.shape[0] < 1:
+        raise ValueError(
+            "scores must have shape (na, nb, nc) with nb >= na: scores[i, j, c] = antecedent i against "
+            f"location c of consequent j, positives at [i, i + pos_offset, :]; got {tuple(scores.shape)}")
+    if scores.shape[1] < 2:
+        raise ValueError(f"need nb >= 2 consequents so that every positive has negatives, got {tuple(scores.shape)}")
+    _check_finite("scores", scores)
+    return scores
+
+
+# --------------------------------------------------------------------------------------------
+# chunked kernels (no autograd inside)
+
+
+def _rows_per_chunk(na: int, cols: int, chunk_size: int | None) -> int:
+    """Rows per chunk: the user's ``chunk_size``, else about 1/8 of the scores, <= 2^24 elements."""
+    if chunk_size is not None:
+        return min(chunk_size, na)
+    budget = max(cols, min(MAX_CHUNK_ELEMENTS, (na * cols) // 8))
+    return max(1, min(na, budget // cols))
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Soft-max arithmetic runs in at least float32 (bf16/fp16 scores are upcast per chunk)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool):
+    """One chunk of rows: ``block`` (r, nb, nc) raw scores, ``pos`` (r,) positive consequents.
+
+    Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of
+    the raw squared scores (a 0-dim tensor, or None).
+    """
+    x = block.to(_acc_dtype(block.dtype))
+    sq = None
+    if want_sq:
+        flat = x.reshape(-1)
+        sq = torch.dot(flat, flat)
+    # clipped copy (the negatives' soft-max works on it in place)
+    neg = stabilise(x, clip) if clip is not None else x.clone()
+    rows = torch.arange(block.shape[0], device=block.device)
+    s_pos = neg[rows, pos].clone()                       # (r, nc)
+    neg[rows, pos] = -math.inf                           # drop the positives' own consequent
+    lse = torch.logsumexp(neg.reshape(block.shape[0], -1), dim=1)   # (r,)
+    return s_pos, lse, sq
+
+
+def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tensor, g_lse: Tensor,
+                g_sq: Tensor | None, clip: float | None) -> Tensor:
+    """Gradient w.r.t. a block of raw scores ``block`` (r, m, nc) = consequents first..first+m-1.
+
+    ``d lse[i] / d s[i, j, c] = softmax over the negatives``; ``d s_pos[i, c] / d s[i, p(i), c] = 1``;
+    both are chained through the soft clip; the penalty adds ``2 g_sq s``.
+    """
+    x = block.to(_acc_dtype(block.dtype))
+    if clip is not None:
+        t = torch.tanh(x / clip)                         # (r, m, nc)
+        grad = (t * clip).sub_(lse[:, None, None]).exp_()
+    else:
+        t = None
+        grad = (x - lse[:, None, None]).exp_()
+    grad.mul_(g_lse[:, None, None])                      # lse's share: g_lse[i] * softmax
+    local = pos - first                                  # the positive consequent inside this block
+    inside = (local >= 0) & (local < block.shape[1])
+    rows = torch.nonzero(inside).squeeze(1)
+    grad[rows, local[rows]] = g_pos[rows].to(grad.dtype)  # positives: not negatives, gradient of s_pos
+    if t is not None:
+        grad.mul_(t.square_().neg_().add_(1.0))          # d clip(s) / ds = 1 - tanh^2
+    if g_sq is not None:
+        grad.add_(x, alpha=2.0 * float(g_sq))
+    return grad
+
+
+def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, want_sq: bool):
+    """Loop :func:`_forward_block` over chunks of ``rows`` antecedents."""
+    na = scores.shape[0]
+    acc = _acc_dtype(scores.dtype)
+    s_pos = scores.new_empty((na, scores.shape[2]), dtype=acc)
+    lse = scores.new_empty((na,), dtype=acc)
+    sq = scores.new_zeros((), dtype=acc)
+    for r0 in range(0, na, rows):
+        r1 = min(na, r0 + rows)
+        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq)
+        if want_sq:
+            sq += q
+    return s_pos, lse, sq
+
+
+class _NCEFromScores(torch.autograd.Function):
+    """(na, nb, nc) scores -> (clipped positives (na, nc), negatives' lse (na,), sum s^2)."""
+
+    @staticmethod
+    def forward(ctx, scores, pos, clip, rows, want_sq):
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq)
+        ctx.save_for_backward(scores, pos, lse)
+        ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
+        return s_pos, lse, sq
+
+    @staticmethod
+    def backward(ctx, g_pos, g_lse, g_sq):
+        scores, pos, lse = ctx.saved_tensors
+        grad = torch.empty_like(scores)
+        for r0 in range(0, scores.shape[0], ctx.rows):
+            r1 = min(scores.shape[0], r0 + ctx.rows)
+            grad[r0:r1] = _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1],
+                                      g_lse[r0:r1], g_sq if ctx.want_sq else None, ctx.clip)
+        return grad, None, None, None, None
+
+
+class _NCEFromFeatures(torch.autograd.Function):
+    """Antecedents (na, d), consequents (nb, nc, d) -> same outputs as :class:`_NCEFromScores`.
+
+    The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass; the
+    gradients ``dL/da = G b`` and ``dL/db = G^T a`` are accumulated from chunk-sized blocks of
+    ``G = dL/ds`` (row blocks for ``a``, consequent blocks for ``b``), never the whole of ``G``.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, pos, clip, rows, want_sq):
+        na, (nb, nc, d) = a.shape[0], b.shape
+        scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq)
+        ctx.save_for_backward(a, b, pos, lse)
+        ctx.scores = scores                                # an intermediate: kept on ctx, never modified
+        ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
+        return s_pos, lse, sq
+
+    @staticmethod
+    def backward(ctx, g_pos, g_lse, g_sq):
+        a, b, pos, lse = ctx.saved_tensors
+        scores, clip, g_sq = ctx.scores, ctx.clip, (g_sq if ctx.want_sq else None)
+        na, (nb, nc, d) = a.shape[0], b.shape
+        b_flat = b.reshape(nb * nc, d)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = torch.empty_like(a)
+            for r0 in range(0, na, ctx.rows):
+                r1 = min(na, r0 + ctx.rows)
+                g = _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip)
+                grad_a[r0:r1] = g.reshape(r1 - r0, nb * nc).to(b.dtype) @ b_flat
+        if ctx.needs_input_grad[1]:
+            grad_b = torch.empty_like(b_flat)
+            cons = max(1, (ctx.rows * nb) // na)          # consequents per block: same element budget
+            for j0 in range(0, nb, cons):
+                j1 = min(nb, j0 + cons)
+                g = _grad_block(scores[:, j0:j1], pos, j0, lse, g_pos, g_lse, g_sq, clip)
+                grad_b[j0 * nc:j1 * nc] = g.reshape(na, (j1 - j0) * nc).to(a.dtype).T @ a
+            grad_b = grad_b.view(nb, nc, d)
+        return grad_a, grad_b, None, None, None, None
+
+
+def _log_probs(s_pos: Tensor, lse: Tensor) -> Tensor:
+    """``s_pos - log(e^{s_pos} + e^{lse})``: the positives' log-softmax, (na, nc)."""
+    return s_pos - torch.logaddexp(s_pos, lse[:, None])
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def nce_terms(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None = None,
+              clip: float | None = None, chunk_size: int | None = None,
+              with_mean_square: bool = False) -> tuple[Tensor, Tensor | None]:
+    """``(s_nce, mean(s^2))``: :func:`nce_log_probs` and the raw scores' mean square in one pass.
+
+    The mean square (AMDIM's penalty term before its weight) is None unless ``with_mean_square``.
+    """
+    _check_options(0.0, clip, chunk_size)
+    scores = _check_nce_scores(scores)
+    na, nb, nc = scores.shape
+    pos = _positive_index(na, nb, pos_offset, pos_index, scores.device)
+    rows = _rows_per_chunk(na, nb * nc, chunk_size)
+    s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
+    return _log_probs(s_pos, lse), (sq / scores.numel() if with_mean_square else None)
+
+
+def nce_log_probs(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None = None,
+                  clip: float | None = None, chunk_size: int | None = None) -> Tensor:
+    """Per-positive NCE log-probabilities ``s_nce[i, c]``, shape ``(na, nc)``, each <= 0.
+
+    ``scores``: ``(na, nb, nc)`` (or ``(na, nb)`` for ``nc = 1``), positives at
+    ``scores[i, pos_index[i], :]`` with ``pos_index[i] = i + pos_offset`` unless given. Every
+    positive is contrasted with all ``(nb - 1)·nc`` locations of the other consequents, so
+    ``s_nce + log(1 + (nb - 1)·nc)`` is the InfoNCE estimate of each positive (<= log of that).
+
+    >>> import torch
+    >>> nce_log_probs(torch.zeros(3, 3, 2)).exp()      # 1 positive among 1 + 2*2 equal candidates
+    tensor([[0.2000, 0.2000],
+            [0.2000, 0.2000],
+            [0.2000, 0.2000]])
+    """
+    return nce_terms(scores, pos_offset=pos_offset, pos_index=pos_index, clip=clip, chunk_size=chunk_size)[0]
+
+
+def nce_loss(scores: Tensor, *, pos_offset: int = 0, penalty: float = 0.0, clip: float | None = None,
+             chunk_size: int | None = None) -> Tensor:
+    """AMDIM's NCE loss ``-mean_{i,c} s_nce[i, c] + penalty · mean(s^2)`` from ``(na, nb, nc)`` scores.
+
+    ``pos_offset``: positives at ``scores[i, i + pos_offset, :]`` (a DDP rank scores its ``na``
+    local antecedents against the ``nb`` gathered consequents and passes ``rank · na``).
+    ``clip``: soft clip ``clip · tanh(s / clip)`` before the log-softmax (the penalty sees the raw
+    scores). ``chunk_size``: antecedent rows per chunk (default: about 1/8 of the rows, at most
+    2^24 score elements per chunk).
+
+    >>> import torch
+    >>> loss = nce_loss(torch.zeros(4, 4, 3))          # chance: log(1 + 3*3)
+    >>> round(float(loss), 4) == round(math.log(10), 4)
+    True
+    """
+    _check_options(penalty, clip, chunk_size)
+    snce, msq = nce_terms(scores, pos_offset=pos_offset, clip=clip, chunk_size=chunk_size,
+                          with_mean_square=bool(penalty))
+    return -snce.mean() + (penalty * msq if penalty else 0.0)
+
+
+def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: int = 0, penalty: float = 0.0,
+                      clip: float | None = None, chunk_size: int | None = None) -> Tensor:
+    """:func:`nce_loss` of the scores ``antecedents @ consequents^T``, computed memory-efficiently.
+
+    ``antecedents``: ``(na, d)``; ``consequents``: ``(nb, nc, d)`` (or ``(nb, d)`` for ``nc = 1``)
+    with ``nb >= na``; ``scores[i, j, c] = antecedents[i] · consequents[j, c]``. The
+    ``(na, nb·nc)`` score tensor is materialised once; the backward pass recomputes the softmax in
+    chunks from it and never builds the gradient of the scores as a whole, so peak memory stays
+    near one score tensor and the time near three score-sized matrix products.
+
+    >>> import torch
+    >>> a = torch.randn(8, 16, requires_grad=True)
+    >>> nce_loss_features(a, torch.randn(8, 49, 16), clip=20.0).backward()
+    >>> a.grad.shape
+    torch.Size([8, 16])
+    """
+    _check_options(penalty, clip, chunk_size)
+    _check_float("antecedents", antecedents)
+    _check_float("consequents", consequents)
+    if consequents.dim() == 2:
+        consequents = consequents.unsqueeze(1)
+    if antecedents.dim() != 2 or consequents.dim() != 3 or antecedents.shape[1] != consequents.shape[2]:
+        raise ValueError(
+            "antecedents must have shape (na, d) and consequents (nb, nc, d) with the same d; got "
+            f"{tuple(antecedents.shape)} and {tuple(consequents.shape)}")
+    if antecedents.dtype != consequents.dtype or antecedents.device != consequents.device:
+        raise ValueError(f"antecedents and consequents must share dtype and device; got {antecedents.dtype} on "
+                         f"{antecedents.device} and {consequents.dtype} on {consequents.device}")
+    na, (nb, nc, _) = antecedents.shape[0], consequents.shape
+    if na < 1 or nb < max(2, na):
+        raise ValueError(f"need 1 <= na <= nb and nb >= 2 (antecedents {na}, consequents {nb})")
+    _check_finite("antecedents", antecedents)
+    _check_finite("consequents", consequents)
+    pos = _positive_index(na, nb, pos_offset, None, antecedents.device)
+    rows = _rows_per_chunk(na, nb * nc, chunk_size)
+    s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows, bool(penalty))
+    loss = -_log_probs(s_pos, lse).mean()
+    if penalty:
+        loss = loss + penalty * sq / (na * nb * nc)
+    return loss
+
