@@ -1,0 +1,175 @@
+"""Deep InfoMax: global MI, local MI and prior matching (trainer ``dim``).
+
+Hjelm, Fedorov, Lavoie-Marchildon, Grewal, Bachman, Trischler, Bengio, "Learning deep
+representations by mutual information estimation and maximization", ICLR 2019, arXiv:1808.06670.
+
+With Y = E(x) the representation and M = C(x) the M x M local feature map of the same image,
+DIM maximises (seed eq. 13)
+
+    alpha * I(M; Y)  +  beta / M^2 * sum_l I(M^(l); Y)  -  gamma * (prior matching)
+
+* **global** (eq. 8-10): one score per (image i, image j): ``T(Y_i, M_j)``, shape ``(N, N)``.
+* **local** (eq. 11): one score per (image i, image j, location l): ``T(Y_i, M_j^(l))``, shape
+  ``(N, N, L)`` with L = M^2; the bound averages over locations.
+* MI estimator: any registered bound (``--bound``), JSD by default as in the paper.
+* Critics ("encode-and-dot-product", the paper's appendix A.2): Y and M are embedded into a
+  shared space of ``--embed-dim`` dimensions, by MLPs for Y and the flattened map, and by 1x1
+  convolutions for every location of M, each with a linear shortcut; the score is the dot product.
+* **prior matching** (eq. 12): a discriminator D tells samples of the prior V (uniform on
+  [0, 1]^D, or a standard normal) from sigmoid(Y) (squashed into the prior's support; the
+  identity for the normal prior). D minimises ``sp(-D(v)) + sp(D(E(x)))``; the encoder minimises
+  ``gamma * sp(-D(E(x)))`` (the non-saturating generator loss) through a frozen copy of D's
+  weights, so a single optimiser step trains both.
+
+Defaults are the paper's DIM(L): alpha = 0, beta = 1, gamma = 0.1. Negatives are the whole global
+batch under torchrun: both sides are gathered across ranks with gradients and every rank scores
+the global batch (exactly the loss and gradients of one process with the global batch).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from mi_estimators.training import Trainer, gather_with_grad, local_maps
+
+__all__ = ["DIMTrainer", "DIMObjective", "MLPEmbed", "ConvEmbed", "PriorDiscriminator"]
+
+
+class MLPEmbed(nn.Module):
+    """``x -> Linear-ReLU-Linear(x) + Linear(x)`` on vectors ``(B, D) -> (B, E)``."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d_out))
+        self.shortcut = nn.Linear(d_in, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.flatten(1)
+        return self.net(x) + self.shortcut(x)
+
+
+class ConvEmbed(nn.Module):
+    """The same with 1x1 convolutions, on every location of a map: ``(B, C, H, W) -> (B, E, H*W)``."""
+
+    def __init__(self, c_in: int, d_out: int, hidden: int = 512) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(c_in, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, d_out, 1))
+        self.shortcut = nn.Conv2d(c_in, d_out, 1)
+
+    def forward(self, m: Tensor) -> Tensor:
+        return (self.net(m) + self.shortcut(m)).flatten(2)
+
+
+class PriorDiscriminator(nn.Module):
+    """D: representation -> logit (1000-200 ReLU units, the paper's appendix A.2)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, 1000), nn.ReLU(inplace=True), nn.Linear(1000, 200),
+                                 nn.ReLU(inplace=True), nn.Linear(200, 1))
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.net(y).squeeze(-1)
+
+
+class DIMObjective(nn.Module):
+    """``forward(x) -> {"loss", "logs", "features"}``, the total DIM loss of one batch.
+
+    ``scores`` helpers are public so that tests can compare them with naive references:
+    :meth:`local_scores` is ``(N, N, L)`` with ``[i, j, l] = phi_Y(Y_i) . phi_M(M_j)[:, l]`` and
+    :meth:`global_scores` is ``(N, N)`` with ``[i, j] = psi_Y(Y_i) . psi_M(M_j)``.
+    """
+
+    def __init__(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]], bound: nn.Module, *,
+                 local_key: str, alpha: float = 0.0, beta: float = 1.0, gamma: float = 0.1,
+                 embed_dim: int = 512, prior: str = "uniform") -> None:
+        super().__init__()
+        if min(alpha, beta, gamma) < 0 or alpha + beta == 0:
+            raise ValueError(f"need alpha, beta, gamma >= 0 and alpha + beta > 0 (an MI term), got "
+                             f"alpha={alpha}, beta={beta}, gamma={gamma}")
+        if prior not in ("uniform", "normal"):
+            raise ValueError(f"prior must be 'uniform' (on [0, 1]) or 'normal', got {prior!r}")
+        if local_key not in shapes or len(shapes[local_key]) != 3:
+            raise ValueError(f"--local-feature {local_key!r} is not a local map of this encoder; its maps are "
+                             f"{local_maps(shapes)}")
+        self.encoder, self.bound, self.local_key = encoder, bound, local_key
+        self.alpha, self.beta, self.gamma, self.prior = alpha, beta, gamma, prior
+        dim = shapes["global"][0]
+        c, h, w = shapes[local_key]
+        if beta > 0:
+            self.local_y, self.local_m = MLPEmbed(dim, embed_dim), ConvEmbed(c, embed_dim)
+        if alpha > 0:
+            self.global_y, self.global_m = MLPEmbed(dim, embed_dim), MLPEmbed(c * h * w, embed_dim)
+        if gamma > 0:
+            self.discriminator = PriorDiscriminator(dim)
+
+    def local_scores(self, y: Tensor, m: Tensor) -> Tensor:
+        u = gather_with_grad(self.local_y(y))  # (N, E)
+        v = gather_with_grad(self.local_m(m))  # (N, E, L)
+        return torch.einsum("ie,jel->ijl", u, v)  # (N, N, L)
+
+    def global_scores(self, y: Tensor, m: Tensor) -> Tensor:
+        u = gather_with_grad(self.global_y(y))  # (N, E)
+        v = gather_with_grad(self.global_m(m))  # (N, E)
+        return u @ v.T  # (N, N)
+
+    def _squash(self, y: Tensor) -> Tensor:
+        return torch.sigmoid(y) if self.prior == "uniform" else y
+
+    def prior_terms(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """``(discriminator loss, encoder loss)`` of prior matching, both means over the batch."""
+        e = self._squash(y.float())
+        v = torch.rand_like(e) if self.prior == "uniform" else torch.randn_like(e)
+        d_loss = F.softplus(-self.discriminator(v)).mean() + F.softplus(self.discriminator(e.detach())).mean()
+        frozen = {k: p.detach() for k, p in self.discriminator.named_parameters()}
+        g_loss = F.softplus(-functional_call(self.discriminator, frozen, (e,))).mean()
+        return d_loss, g_loss
+
+    def forward(self, x: Tensor) -> dict:
+        feats = self.encoder(x)
+        y, m = feats["global"], feats[self.local_key]
+        loss = y.new_zeros((), dtype=torch.float32)
+        logs: dict[str, Tensor] = {}
+        if self.beta > 0:
+            s = self.local_scores(y, m).float()
+            loss = loss + self.beta * self.bound.loss(s)
+            with torch.no_grad():
+                logs["local_mi"] = self.bound(s)
+        if self.alpha > 0:
+            s = self.global_scores(y, m).float()
+            loss = loss + self.alpha * self.bound.loss(s)
+            with torch.no_grad():
+                logs["global_mi"] = self.bound(s)
+        if self.gamma > 0:
+            d_loss, g_loss = self.prior_terms(y)
+            loss = loss + d_loss + self.gamma * g_loss
+            logs["prior_d_loss"] = d_loss.detach()
+        return {"loss": loss, "logs": logs, "features": feats}
+
+
+class DIMTrainer(Trainer):
+    """Deep InfoMax (Hjelm et al. 2019): global and local MI with any registered bound, prior matching."""
+
+    defaults = {"bound": "jsd", "encoder": "dim", "lr": 1e-4, "batch_size": 64, "epochs": 10,
+                "warmup_steps": 0}
+
+    @classmethod
+    def add_own_arguments(cls, group) -> None:
+        group.add_argument("--alpha", type=float, default=0.0, help="weight of global MI (DIM(G): 1)")
+        group.add_argument("--beta", type=float, default=1.0, help="weight of local MI (DIM(L): 1)")
+        group.add_argument("--gamma", type=float, default=0.1, help="weight of prior matching (0: off)")
+        group.add_argument("--prior", default="uniform", choices=("uniform", "normal"),
+                           help="prior V of prior matching: uniform on [0, 1] (paper) or standard normal")
+        group.add_argument("--local-feature", default=None,
+                           help="the encoder's local map for the MI terms (default: its default_local)")
+        group.add_argument("--embed-dim", type=int, default=512, help="critic embedding size")
+
+    def build_objective(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]]) -> nn.Module:
+        a = self.args
+        maps = local_maps(shapes)
+        key = a.local_feature or getattr(encoder, "default_local", None) or (maps[0] if maps else None)
+        return DIMObjective(encoder, shapes, self.bound(), local_key=key, alpha=a.alpha, beta=a.beta,
+                            gamma=a.gamma, embed_dim=a.embed_dim, prior=a.prior)
