@@ -92,9 +92,34 @@ def gather_with_grad(x: Tensor) -> Tensor:
     """
     if world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
+    return _GatherWithGrad.apply(x)
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums the incoming gradient over ranks and keeps this rank's slice.
+
+    (The gradient is made contiguous before the collective: gloo's collectives on non-contiguous
+    gradients, which einsum/matmul backward passes produce, give wrong values.)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        x = x.contiguous()
+        ctx.n, ctx.rank = x.shape[0], dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        if dist.get_backend() == "nccl":
+            out = torch.empty((ctx.n, *grad.shape[1:]), dtype=grad.dtype, device=grad.device)
+            dist.reduce_scatter_tensor(out, grad)
+            return out
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
 
 
 def rank_offset(local_batch: int) -> int:

@@ -345,7 +345,10 @@ class Trainer:
             while self.epoch < a.epochs:
                 loader = DataLoader(self.train_data, batch_sampler=batches.epoch(self.epoch, self.batch_in_epoch),
                                     collate_fn=_as_batch, num_workers=a.num_workers,
-                                    pin_memory=self.device.type == "cuda")
+                                    pin_memory=self.device.type == "cuda",
+                                    # its own generator: creating an iterator must not draw from the
+                                    # global RNG, or a mid-epoch resume would shift every random stream
+                                    generator=torch.Generator().manual_seed(a.seed + self.epoch))
                 bar = tqdm(total=len(batches), initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{a.epochs}",
                            disable=a.no_progress or not self.dist.is_main, leave=False, file=sys.stderr)
                 sums: dict[str, float] = {}

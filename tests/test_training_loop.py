@@ -1,0 +1,257 @@
+"""The shared training loop: loss goes down, exact resume after SIGINT and SIGKILL, NaN stop,
+third-party encoders, schedules, probes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import mi_estimators as mie
+from mi_estimators.training import (CHECKPOINT_NAME, ImageData, TrainingDivergedError, knn_accuracy,
+                                    linear_probe, load_checkpoint)
+from mi_estimators.training.loop import lr_lambda, parse_options
+
+# A complete trainer plugin in a few lines; written to a file so that a subprocess can run it too.
+TOY = textwrap.dedent('''
+    import sys
+    import torch
+    from torch import nn
+    import mi_estimators as mie
+    from mi_estimators.training import Augment, ImageData, Trainer, gather_with_grad, two_views
+
+
+    class ToyEncoder(nn.Module):
+        default_probe = ("global",)
+
+        def __init__(self, in_channels, image_size, width=8):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, width, 3, 2, 1)
+            self.fc = nn.Linear(width * ((image_size + 1) // 2) ** 2, 16)
+
+        def forward(self, x):
+            m = torch.relu(self.conv(x))
+            return {"global": self.fc(m.flatten(1)), "local": m}
+
+
+    if "toy" not in mie.available("encoders"):
+        mie.register("toy", ToyEncoder, kind="encoders")
+
+
+    class Objective(nn.Module):
+        def __init__(self, encoder, poison_at=None):
+            super().__init__()
+            self.encoder, self.poison_at, self.calls = encoder, poison_at, 0
+
+        def forward(self, views):
+            a, b = (self.encoder(v) for v in views)
+            za, zb = gather_with_grad(a["global"]), gather_with_grad(b["global"])
+            s = za @ zb.T / 4
+            loss = -(s.diagonal() - s.logsumexp(1)).mean()
+            self.calls += 1
+            if self.poison_at is not None and self.calls >= self.poison_at:
+                loss = loss * float("nan")
+            return {"loss": loss, "logs": {}, "features": a}
+
+
+    class ToyTrainer(Trainer):
+        """Two-view InfoNCE on a toy encoder."""
+        defaults = {"encoder": "toy", "lr": 3e-3, "batch_size": 16, "warmup_steps": 2}
+        poison_at = None
+
+        def make_inputs(self, x):
+            v1, v2 = two_views(x, Augment(translate=1, flip=True), shared_flip=True)
+            return self.normalise(v1), self.normalise(v2)
+
+        def build_objective(self, encoder, shapes):
+            return Objective(encoder, self.poison_at)
+
+
+    def toy_data(n=96, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.arange(n) % 3
+        base = torch.rand(3, 1, 8, 8, generator=g)
+        images = (base[labels] + 0.3 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
+        return ImageData((images * 255).to(torch.uint8), labels)
+
+
+    if __name__ == "__main__":  # the SIGKILL test: die in the middle of epoch 2
+        import os, signal
+        torch.set_num_threads(1)
+        out, kill_step = sys.argv[1], int(sys.argv[2])
+
+        def killer(trainer):
+            if trainer.step == kill_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        args = ToyTrainer.parse(["--out", out, "--epochs", "3", "--no-progress"])
+        ToyTrainer.run(args, train=toy_data(), test=toy_data(48, 1), callbacks=[killer])
+''')
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("toy") / "toy_trainer.py"
+    path.write_text(TOY)
+    spec = importlib.util.spec_from_file_location("toy_trainer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.path = path
+    yield mod
+    mie.unregister("toy", kind="encoders")
+
+
+def _run(toy, out, *extra, callbacks=(), trainer=None):
+    trainer = trainer or toy.ToyTrainer
+    args = trainer.parse(["--out", str(out), "--epochs", "3", "--no-progress", *extra])
+    return trainer.run(args, train=toy.data if hasattr(toy, "data") else toy.toy_data(),
+                       test=toy.toy_data(48, 1), callbacks=callbacks)
+
+
+def _params(out):
+    return load_checkpoint(out / CHECKPOINT_NAME)["model"]
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_loss_decreases_and_metrics_written(toy, tmp_path):
+    m = _run(toy, tmp_path, "--epochs", "4", "--knn", "3")
+    losses = [h["loss"] for h in m["history"]]
+    assert losses[-1] < losses[0] - 0.05, losses
+    assert m["epochs"] == 4 and m["steps"] == 4 * (96 // 16)
+    assert 0.0 <= m["linear_probe_test_acc"] <= 1.0 and "knn3_test_acc" in m
+    written = (tmp_path / "metrics.json").read_text()
+    assert '"linear_probe_test_acc"' in written and '"config"' in written
+
+
+def test_sigint_mid_epoch_then_resume_is_identical(toy, tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    _run(toy, straight)
+
+    def interrupt(trainer):  # 6 steps per epoch: stop in the middle of epoch 2
+        if trainer.step == 8:  # seen by the next step, which completes; then the run stops
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(SystemExit):
+        _run(toy, stopped, callbacks=[interrupt])
+    state = load_checkpoint(stopped / CHECKPOINT_NAME)
+    assert (state["epoch"], state["batch_in_epoch"], state["step"]) == (1, 3, 9)
+    m = _run(toy, stopped, "--resume")
+    assert m["steps"] == 18
+    _assert_same(_params(straight), _params(stopped))
+
+
+def test_sigkill_mid_epoch_then_resume_loses_only_that_epoch(toy, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    _run(toy, straight)
+    proc = subprocess.run([sys.executable, str(toy.path), str(killed), "9"], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    state = load_checkpoint(killed / CHECKPOINT_NAME)
+    assert (state["epoch"], state["step"], state["batch_in_epoch"]) == (1, 6, 0)  # end of epoch 1
+    assert not [p for p in killed.iterdir() if p.name.endswith(".tmp")]
+    m = _run(toy, killed, "--resume")
+    assert m["steps"] == 18
+    _assert_same(_params(straight), _params(killed))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy, tmp_path):
+    class Poisoned(toy.ToyTrainer):
+        poison_at = 9  # epoch 2, third step
+
+    with pytest.raises(TrainingDivergedError, match=r"loss is nan.*epoch 2.*last good checkpoint.*--lr"):
+        _run(toy, tmp_path, trainer=Poisoned)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert (state["epoch"], state["step"]) == (1, 6)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_existing_run_needs_resume(toy, tmp_path):
+    _run(toy, tmp_path, "--epochs", "1")
+    with pytest.raises(ValueError, match="--resume"):
+        _run(toy, tmp_path, "--epochs", "1")
+
+
+def test_epochs_zero_probes_initialisation_and_eval_only(toy, tmp_path):
+    m = _run(toy, tmp_path / "init", "--epochs", "0")
+    assert m["steps"] == 0 and "linear_probe_test_acc" in m
+    _run(toy, tmp_path / "trained", "--epochs", "1")
+    m = _run(toy, tmp_path / "trained", "--eval-only")
+    assert m["steps"] == 6 and "linear_probe_test_acc" in m
+
+
+def test_third_party_encoder_by_name(toy, tmp_path):
+    calls = []
+
+    def factory(in_channels, image_size, width=4):
+        calls.append((in_channels, image_size, width))
+        return toy.ToyEncoder(in_channels, image_size, width=width)
+
+    mie.register("third-party-net", factory, kind="encoders")
+    try:
+        _run(toy, tmp_path, "--encoder", "third-party-net", "--encoder-option", "width=6", "--epochs", "1")
+    finally:
+        mie.unregister("third-party-net", kind="encoders")
+    assert calls == [(1, 8, 6)]
+
+
+def test_unknown_encoder_and_bad_probe_key(toy, tmp_path):
+    with pytest.raises(mie.UnknownNameError, match="encoder 'tyo'.*did you mean 'toy'"):
+        _run(toy, tmp_path / "a", "--encoder", "tyo")
+    with pytest.raises(ValueError, match="--probe-features fc.*returns only"):
+        _run(toy, tmp_path / "b", "--probe-features", "fc")
+
+
+def test_lr_schedule_warmup_then_cosine():
+    f = lr_lambda(10, 110, "cosine")
+    assert [round(f(s), 3) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
+    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) == pytest.approx(0.0, abs=1e-12)
+    assert lr_lambda(0, 100, "constant")(57) == 1.0
+
+
+def test_parse_options():
+    assert parse_options(["clip=20", "name=foo", "flag=True", "scale=0.5"]) == {
+        "clip": 20, "name": "foo", "flag": True, "scale": 0.5}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["clip"])
+
+
+def test_linear_probe_agrees_with_sklearn():
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(600) % 4
+    x = torch.randn(600, 10, generator=g) + 1.5 * torch.nn.functional.one_hot(y, 10).float()
+    ours = linear_probe(x[:400], y[:400], x[400:], y[400:], weight_decay=1e-3)
+    clf = sklearn.LogisticRegression(C=1.0 / (1e-3 * 400), max_iter=2000).fit(
+        ((x[:400] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[:400].numpy())
+    theirs = clf.score(((x[400:] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[400:].numpy())
+    assert abs(ours - theirs) <= 0.02 and ours > 0.5
+
+
+def test_knn_matches_naive_loop():
+    g = torch.Generator().manual_seed(1)
+    tr, te = torch.randn(50, 3, generator=g), torch.randn(20, 3, generator=g)
+    ytr, yte = torch.randint(0, 3, (50,), generator=g), torch.randint(0, 3, (20,), generator=g)
+    correct = 0
+    for i in range(20):
+        sims = [float(torch.nn.functional.cosine_similarity(te[i], tr[j], dim=0)) for j in range(50)]
+        nearest = sorted(range(50), key=lambda j: -sims[j])[:5]
+        votes = torch.bincount(ytr[nearest], minlength=3)
+        correct += int(votes.argmax() == yte[i])
+    assert knn_accuracy(tr, ytr, te, yte, k=5, chunk=7) == pytest.approx(correct / 20)
+
+
+def test_in_memory_data_validation():
+    with pytest.raises(ValueError, match="labels"):
+        ImageData(torch.zeros(4, 1, 8, 8), torch.zeros(3))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        ImageData(torch.zeros(4, 8), torch.zeros(4))
