@@ -49,8 +49,10 @@ from mi_estimators.bounds.base import stabilise
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
 
-#: default chunk: at most this many score elements per chunk of antecedent rows (64 MiB in float32)
+#: default chunk: at most this many score elements per chunk of antecedent rows (64 MiB in float32) ...
 MAX_CHUNK_ELEMENTS = 1 << 24
+#: ... and at least this many (4 MiB), below which thin matrix products lose speed
+MIN_CHUNK_ELEMENTS = 1 << 20
 
 
 def nce_candidates(nb: int, nc: int) -> int:
@@ -81,11 +83,6 @@ def _check_float(name: str, x: Tensor) -> None:
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert with .float()")
 
 
-def _check_finite(name: str, x: Tensor) -> None:
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contain NaN or infinite entries; check the encoder's inputs and learning rate")
-
-
 def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None, device) -> Tensor:
     if pos_index is not None:
         pos_index = torch.as_tensor(pos_index, device=device)
@@ -112,7 +109,6 @@ def _check_nce_scores(scores: Tensor) -> Tensor:
             f"location c of consequent j, positives at [i, i + pos_offset, :]; got {tuple(scores.shape)}")
     if scores.shape[1] < 2:
         raise ValueError(f"need nb >= 2 consequents so that every positive has negatives, got {tuple(scores.shape)}")
-    _check_finite("scores", scores)
     return scores
 
 
@@ -121,10 +117,10 @@ def _check_nce_scores(scores: Tensor) -> Tensor:
 
 
 def _rows_per_chunk(na: int, cols: int, chunk_size: int | None) -> int:
-    """Rows per chunk: the user's ``chunk_size``, else about 1/8 of the scores, <= 2^24 elements."""
+    """Rows per chunk: the user's ``chunk_size``, else 1/8 of the scores within [2^20, 2^24] elements."""
     if chunk_size is not None:
         return min(chunk_size, na)
-    budget = max(cols, min(MAX_CHUNK_ELEMENTS, (na * cols) // 8))
+    budget = max(cols, MIN_CHUNK_ELEMENTS, min(MAX_CHUNK_ELEMENTS, (na * cols) // 8))
     return max(1, min(na, budget // cols))
 
 
@@ -133,53 +129,79 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool):
+def _exp_floor(dtype: torch.dtype) -> float:
+    """Exponents are clamped below at this value before ``exp``.
+
+    ``exp`` of very negative numbers and arithmetic on the subnormal results are 10-100x slower on
+    CPUs (and poison the matrix products of the backward pass). ``log(tiny) + 20`` (-67 in float32)
+    keeps every intermediate a normal number; each clamped term is below ``e^-67 ~ 1e-29`` of the
+    largest one, far under the float's resolution, so values and gradients are unchanged.
+    """
+    return math.log(torch.finfo(dtype).tiny) + 20.0
+
+
+def _forward_block(block: Tensor, pos: Tensor, clip: float | None, owned: bool = False):
     """One chunk of rows: ``block`` (r, nb, nc) raw scores, ``pos`` (r,) positive consequents.
 
-    Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of
-    the raw squared scores (a 0-dim tensor, or None).
+    Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of the
+    raw squared scores (0-dim; also the cheap finiteness check of the whole block). ``owned``: the
+    block may be modified temporarily (it is restored before returning), saving a copy.
     """
     x = block.to(_acc_dtype(block.dtype))
-    sq = None
-    if want_sq:
-        flat = x.reshape(-1)
-        sq = torch.dot(flat, flat)
-    # clipped copy (the negatives' soft-max works on it in place)
-    neg = stabilise(x, clip) if clip is not None else x.clone()
-    rows = torch.arange(block.shape[0], device=block.device)
+    r = block.shape[0]
+    flat = x.reshape(-1)
+    sq = torch.dot(flat, flat)
+    rows = torch.arange(r, device=block.device)
+    if clip is not None or not owned or x.data_ptr() != block.data_ptr():
+        # (r, nb, nc) clipped copy; the negatives' log-sum-exp works on it
+        neg = stabilise(x, clip) if clip is not None else x.clone()
+        restore = None
+    else:
+        neg, restore = x, x[rows, pos].clone()
     s_pos = neg[rows, pos].clone()                       # (r, nc)
-    neg[rows, pos] = -math.inf                           # drop the positives' own consequent
-    lse = torch.logsumexp(neg.reshape(block.shape[0], -1), dim=1)   # (r,)
+    neg[rows, pos] = -math.inf                           # the positives' own consequent is no negative
+    shift = neg.reshape(r, -1).amax(dim=1)               # (r,): the seed's sshift, over negatives only
+    terms = torch.sub(neg, shift[:, None, None]).clamp_(min=_exp_floor(neg.dtype)).exp_()
+    terms[rows, pos] = 0.0
+    lse = terms.reshape(r, -1).sum(dim=1).log_().add_(shift)   # (r,)
+    if restore is not None:
+        neg[rows, pos] = restore
     return s_pos, lse, sq
 
 
 def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tensor, g_lse: Tensor,
-                g_sq: Tensor | None, clip: float | None) -> Tensor:
+                g_sq: Tensor | None, clip: float | None, out: Tensor | None = None) -> Tensor:
     """Gradient w.r.t. a block of raw scores ``block`` (r, m, nc) = consequents first..first+m-1.
 
     ``d lse[i] / d s[i, j, c] = softmax over the negatives``; ``d s_pos[i, c] / d s[i, p(i), c] = 1``;
-    both are chained through the soft clip; the penalty adds ``2 g_sq s``.
+    both are chained through the soft clip; the penalty adds ``2 g_sq s``. The factor ``g_lse`` is
+    folded into the exponent (``exp(s - lse + log|g_lse|)``) so that no subnormal number arises.
+    Written into ``out`` when given (same shape, the accumulation dtype).
     """
     x = block.to(_acc_dtype(block.dtype))
+    floor = _exp_floor(x.dtype)
+    g_lse = g_lse.to(x.dtype)
+    log_g = g_lse.abs().log()[:, None, None]              # -inf where g_lse == 0
     if clip is not None:
-        t = torch.tanh(x / clip)                         # (r, m, nc)
-        grad = (t * clip).sub_(lse[:, None, None]).exp_()
+        t = torch.tanh(x / clip)                          # (r, m, nc)
+        grad = torch.mul(t, clip, out=out).sub_(lse[:, None, None] - log_g)
     else:
         t = None
-        grad = (x - lse[:, None, None]).exp_()
-    grad.mul_(g_lse[:, None, None])                      # lse's share: g_lse[i] * softmax
-    local = pos - first                                  # the positive consequent inside this block
-    inside = (local >= 0) & (local < block.shape[1])
-    rows = torch.nonzero(inside).squeeze(1)
-    grad[rows, local[rows]] = g_pos[rows].to(grad.dtype)  # positives: not negatives, gradient of s_pos
+        grad = torch.sub(x, lse[:, None, None] - log_g, out=out)
+    grad.clamp_(min=floor, max=-floor).exp_()            # |g_lse[i]| * softmax; > -floor only at positives
+    if bool((g_lse <= 0).any()):
+        grad.mul_(torch.sign(g_lse)[:, None, None])
+    local = pos - first                                   # the positive consequent inside this block
+    rows = torch.nonzero((local >= 0) & (local < block.shape[1])).squeeze(1)
+    grad[rows, local[rows]] = g_pos[rows].to(grad.dtype)  # positives: gradient of s_pos, not of lse
     if t is not None:
-        grad.mul_(t.square_().neg_().add_(1.0))          # d clip(s) / ds = 1 - tanh^2
+        grad.mul_(t.square_().neg_().add_(1.0))           # d clip(s) / ds = 1 - tanh^2
     if g_sq is not None:
         grad.add_(x, alpha=2.0 * float(g_sq))
     return grad
 
 
-def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, want_sq: bool):
+def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, owned: bool = False):
     """Loop :func:`_forward_block` over chunks of ``rows`` antecedents."""
     na = scores.shape[0]
     acc = _acc_dtype(scores.dtype)
@@ -188,9 +210,11 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, wan
     sq = scores.new_zeros((), dtype=acc)
     for r0 in range(0, na, rows):
         r1 = min(na, r0 + rows)
-        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq)
-        if want_sq:
-            sq += q
+        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, owned)
+        sq += q
+    if not torch.isfinite(sq):
+        raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features, or scores beyond "
+                         "~1e19); check the encoder's inputs and lower the learning rate")
     return s_pos, lse, sq
 
 
@@ -199,7 +223,7 @@ class _NCEFromScores(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, pos, clip, rows, want_sq):
-        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq)
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows)
         ctx.save_for_backward(scores, pos, lse)
         ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
         return s_pos, lse, sq
@@ -207,12 +231,13 @@ class _NCEFromScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_pos, g_lse, g_sq):
         scores, pos, lse = ctx.saved_tensors
-        grad = torch.empty_like(scores)
+        acc = _acc_dtype(scores.dtype)
+        grad = torch.empty_like(scores, dtype=acc)
         for r0 in range(0, scores.shape[0], ctx.rows):
             r1 = min(scores.shape[0], r0 + ctx.rows)
-            grad[r0:r1] = _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1],
-                                      g_lse[r0:r1], g_sq if ctx.want_sq else None, ctx.clip)
-        return grad, None, None, None, None
+            _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1],
+                        g_sq if ctx.want_sq else None, ctx.clip, out=grad[r0:r1])
+        return grad.to(scores.dtype), None, None, None, None
 
 
 class _NCEFromFeatures(torch.autograd.Function):
@@ -227,7 +252,7 @@ class _NCEFromFeatures(torch.autograd.Function):
     def forward(ctx, a, b, pos, clip, rows, want_sq):
         na, (nb, nc, d) = a.shape[0], b.shape
         scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
-        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq)
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, owned=True)
         ctx.save_for_backward(a, b, pos, lse)
         ctx.scores = scores                                # an intermediate: kept on ctx, never modified
         ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
@@ -245,14 +270,14 @@ class _NCEFromFeatures(torch.autograd.Function):
             for r0 in range(0, na, ctx.rows):
                 r1 = min(na, r0 + ctx.rows)
                 g = _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip)
-                grad_a[r0:r1] = g.reshape(r1 - r0, nb * nc).to(b.dtype) @ b_flat
+                torch.mm(g.reshape(r1 - r0, nb * nc).to(b.dtype), b_flat, out=grad_a[r0:r1])
         if ctx.needs_input_grad[1]:
             grad_b = torch.empty_like(b_flat)
             cons = max(1, (ctx.rows * nb) // na)          # consequents per block: same element budget
             for j0 in range(0, nb, cons):
                 j1 = min(nb, j0 + cons)
                 g = _grad_block(scores[:, j0:j1], pos, j0, lse, g_pos, g_lse, g_sq, clip)
-                grad_b[j0 * nc:j1 * nc] = g.reshape(na, (j1 - j0) * nc).to(a.dtype).T @ a
+                torch.mm(g.reshape(na, (j1 - j0) * nc).to(a.dtype).T, a, out=grad_b[j0 * nc:j1 * nc])
             grad_b = grad_b.view(nb, nc, d)
         return grad_a, grad_b, None, None, None, None
 
@@ -307,8 +332,8 @@ def nce_loss(scores: Tensor, *, pos_offset: int = 0, penalty: float = 0.0, clip:
     ``pos_offset``: positives at ``scores[i, i + pos_offset, :]`` (a DDP rank scores its ``na``
     local antecedents against the ``nb`` gathered consequents and passes ``rank · na``).
     ``clip``: soft clip ``clip · tanh(s / clip)`` before the log-softmax (the penalty sees the raw
-    scores). ``chunk_size``: antecedent rows per chunk (default: about 1/8 of the rows, at most
-    2^24 score elements per chunk).
+    scores). ``chunk_size``: antecedent rows per chunk (default: 1/8 of the rows, kept between
+    2^20 and 2^24 score elements per chunk).
 
     >>> import torch
     >>> loss = nce_loss(torch.zeros(4, 4, 3))          # chance: log(1 + 3*3)
@@ -352,8 +377,6 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     na, (nb, nc, _) = antecedents.shape[0], consequents.shape
     if na < 1 or nb < max(2, na):
         raise ValueError(f"need 1 <= na <= nb and nb >= 2 (antecedents {na}, consequents {nb})")
-    _check_finite("antecedents", antecedents)
-    _check_finite("consequents", consequents)
     pos = _positive_index(na, nb, pos_offset, None, antecedents.device)
     rows = _rows_per_chunk(na, nb * nc, chunk_size)
     s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows, bool(penalty))

@@ -1,0 +1,165 @@
+"""Speed and peak memory of the memory-efficient NCE loss (features -> loss, forward + backward).
+
+Compared, at ``na`` antecedents x ``nb = na`` consequents x ``nc`` locations x ``d`` dimensions:
+
+* ``efficient``: :func:`mi_estimators.nce.nce_loss_features`, forward + backward;
+* ``naive``: the plain autograd implementation that builds every positive's full candidate
+  row, a ``(na, nc, 1 + (nb - 1) nc)`` logit tensor, then ``log_softmax`` (forward + backward);
+* ``matmul``: the score matrix product ``a @ b^T`` alone (forward only), the unit of time and
+  memory: the targets are ``efficient`` time <= 3.5x and peak memory <= 1.5x of it.
+
+Every measurement runs in a fresh subprocess. Time: median of ``--repeats`` runs after one
+warm-up. Memory (CPU): peak resident set size (``getrusage`` ``ru_maxrss``) of a run without
+warm-up, minus the resident size just before it (inputs allocated); on CUDA
+``torch.cuda.max_memory_allocated`` minus the allocation before the run. Two memory figures are
+reported for the loss: the whole peak, and the peak less the gradients of the inputs (``a.grad``,
+``b.grad``), which any method must return.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_nce.py --sizes 128 512 2048
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from mi_estimators.nce import nce_loss_features
+
+METHODS = ("matmul", "efficient", "naive")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _naive_loss(a, b):
+    na, (nb, nc, d) = a.shape[0], b.shape
+    scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
+    idx = torch.arange(na, device=a.device)
+    positives = scores[idx, idx]                                             # (na, nc)
+    keep = ~torch.eye(na, nb, dtype=torch.bool, device=a.device)             # (na, nb): j != i
+    negatives = scores[keep].view(na, (nb - 1) * nc)                         # (na, (nb-1) nc)
+    logits = torch.cat([positives[:, :, None], negatives[:, None, :].expand(na, nc, -1)], dim=2)
+    return -torch.log_softmax(logits, dim=2)[:, :, 0].mean()
+
+
+def _run(method, a, b):
+    if method == "matmul":
+        with torch.no_grad():
+            return a @ b.reshape(-1, b.shape[-1]).T
+    loss = nce_loss_features(a, b) if method == "efficient" else _naive_loss(a, b)
+    loss.backward()
+    return loss
+
+
+def _child(spec: dict) -> dict:
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    g = torch.Generator(device=device).manual_seed(0)
+    na, nc, d = spec["na"], spec["nc"], spec["d"]
+    a = (torch.randn(na, d, generator=g, device=device) / d ** 0.25).requires_grad_(spec["method"] != "matmul")
+    b = (torch.randn(na, nc, d, generator=g, device=device) / d ** 0.25).requires_grad_(spec["method"] != "matmul")
+    _run(spec["method"], a[:2], b[:2])                                       # load kernels, tiny
+    a.grad = b.grad = None
+    cuda = device.type == "cuda"
+    out = {}
+    if spec["mode"] == "memory":
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            base = _rss_bytes()
+        result = _run(spec["method"], a, b)
+        if cuda:
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        grads = sum(t.grad.numel() * t.grad.element_size() for t in (a, b) if t.grad is not None)
+        out.update(peak=peak, grads=grads, value=float(result.float().mean()))
+    else:
+        times = []
+        for rep in range(spec["repeats"] + 1):
+            a.grad = b.grad = None
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            _run(spec["method"], a, b)
+            if cuda:
+                torch.cuda.synchronize()
+            if rep:                                                           # first run: warm-up
+                times.append(time.perf_counter() - t0)
+        out.update(time=statistics.median(times), times=times)
+    return out
+
+
+def _spawn(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["killed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512, 2048], help="values of na (= nb)")
+    parser.add_argument("--nc", type=int, default=49, help="consequent locations per image (7x7)")
+    parser.add_argument("-d", "--dim", type=int, default=1024, help="feature dimension")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--naive-max-gb", type=float, default=1.0,
+                        help="skip the naive method when its (na, nc, K) logit tensor exceeds this")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return
+
+    print(f"device={args.device} threads={args.threads} nc={args.nc} d={args.dim} repeats={args.repeats} "
+          f"torch={torch.__version__}")
+    print("| na | negatives/positive | score tensor | matmul time | loss fwd+bwd time | time ratio | "
+          "loss peak memory | memory ratio (excl. input grads) | naive fwd+bwd time | naive peak memory |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for na in args.sizes:
+        score_bytes = na * na * args.nc * 4
+        logit_bytes = na * args.nc * (1 + (na - 1) * args.nc) * 4
+        base = dict(na=na, nc=args.nc, d=args.dim, threads=args.threads, device=args.device, repeats=args.repeats)
+        res = {}
+        for method in METHODS:
+            if method == "naive" and logit_bytes > args.naive_max_gb * 2**30:
+                res[method] = {"skipped": f"not run: its logits alone need {logit_bytes / 2**30:.0f} GiB"}
+                continue
+            res[method] = {**_spawn({**base, "method": method, "mode": "time"}),
+                           **_spawn({**base, "method": method, "mode": "memory"})}
+        mm, ef, nv = res["matmul"], res["efficient"], res["naive"]
+        if "error" in ef or "error" in mm:
+            print(f"| {na} | error: {ef.get('error') or mm.get('error')} |")
+            continue
+        naive_cells = (nv["skipped"], "") if "skipped" in nv else (
+            (f"error: {nv['error']}", "") if "error" in nv else
+            (f"{nv['time']:.3f} s ({nv['time'] / mm['time']:.1f}x)",
+             f"{nv['peak'] / 2**20:.0f} MiB ({nv['peak'] / score_bytes:.1f}x)"))
+        print(f"| {na} | {(na - 1) * args.nc:,} | {score_bytes / 2**20:.0f} MiB | {mm['time']:.3f} s "
+              f"| {ef['time']:.3f} s | {ef['time'] / mm['time']:.2f}x "
+              f"| {ef['peak'] / 2**20:.0f} MiB ({ef['peak'] / score_bytes:.2f}x) "
+              f"| {(ef['peak'] - ef['grads']) / score_bytes:.2f}x "
+              f"| {naive_cells[0]} | {naive_cells[1]} |", flush=True)
+        print(f"<!-- na={na} matmul peak {mm['peak'] / score_bytes:.2f}x score tensor; raw times "
+              f"matmul {mm['times']}, loss {ef['times']} -->", flush=True)
+
+
+if __name__ == "__main__":
+    main()
