@@ -115,6 +115,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> ar
                    help="comma-separated encoder outputs the probes read (default: the encoder's default_probe, "
                         "else 'global')")
     g.add_argument("--probe-limit", type=int, default=None, help="train images for the final linear probe")
+    g.add_argument("--probe-iters", type=int, default=200, help="L-BFGS iterations of the linear probe")
     g.add_argument("--online-probe", action=argparse.BooleanOptionalAction, default=True,
                    help="linear classifier on detached features, trained alongside")
     g.add_argument("--knn", type=int, default=defaults.get("knn", 0), help="also report k-NN accuracy with this k")
@@ -469,7 +470,7 @@ class Trainer:
                 te = extract_features(self.features, self.test_data.images, device=self.device, preprocess=prep)
         finally:
             self.encoder.train(was)
-        acc = linear_probe(tr, train.labels, te, self.test_data.labels, device=self.device)
+        acc = linear_probe(tr, train.labels, te, self.test_data.labels, device=self.device, max_iter=a.probe_iters)
         out = {"linear_probe_test_acc": acc, "probe_features": ",".join(self.probe_keys), "probe_dim": tr.shape[1],
                "probe_train_images": len(train), "probe_test_images": len(te)}
         if a.knn > 0:

@@ -28,6 +28,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per probe")
     p.add_argument("--sets", default="global;fc;conv;conv,fc,global",
                    help="semicolon-separated feature sets, each a comma-separated list of keys")
     a = p.parse_args()
@@ -60,9 +61,9 @@ def main() -> None:
         keys = spec.split(",")
         t0 = time.perf_counter()
         acc = linear_probe(torch.cat([tr[k] for k in keys], 1), train.labels,
-                           torch.cat([te[k] for k in keys], 1), test.labels)
+                           torch.cat([te[k] for k in keys], 1), test.labels, max_iter=a.max_iter)
         print(json.dumps({"features": spec, "dim": sum(tr[k].shape[1] for k in keys),
-                          "checkpoint": a.checkpoint, "test_acc": round(acc, 4),
+                          "checkpoint": a.checkpoint, "max_iter": a.max_iter, "test_acc": round(acc, 4),
                           "probe_s": round(time.perf_counter() - t0, 1)}), flush=True)
 
 

@@ -1,0 +1,186 @@
+"""Deep InfoMax plugin: encoder shapes, score functions against naive loops, prior matching's
+gradient routing, tiny training runs, DDP equivalence, third-party encoders."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+import mi_estimators as mie
+from mi_estimators.cli import main as cli_main
+from mi_estimators.training import ImageData, feature_shapes, load_dataset
+from mi_estimators_dim.encoders import DIMConvEncoder
+from mi_estimators_dim.trainer import DIMObjective, DIMTrainer
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION} "
+                                   "(sudo apt-get install dataset-fashion-mnist)")
+
+
+def _objective(alpha=1.0, beta=1.0, gamma=0.1, bound="jsd", batch_norm=True, embed_dim=16):
+    enc = DIMConvEncoder(1, 28, batch_norm=batch_norm)
+    shapes = feature_shapes(enc, 1, 28)
+    return DIMObjective(enc, shapes, mie.get(bound), local_key="local", alpha=alpha, beta=beta, gamma=gamma,
+                        embed_dim=embed_dim)
+
+
+@pytest.mark.parametrize("size, local, conv", [(28, 7, 3), (32, 8, 4)])
+def test_encoder_shapes(size, local, conv):
+    enc = DIMConvEncoder(3, size)
+    assert feature_shapes(enc, 3, size) == {"global": (64,), "fc": (1024,), "local": (128, local, local),
+                                             "conv": (256, conv, conv)}
+    assert "dim" in mie.available("encoders")
+    assert isinstance(mie.get("dim", kind="encoders", in_channels=1, image_size=28), DIMConvEncoder)
+    with pytest.raises(ValueError, match="--image-size 32"):
+        DIMConvEncoder(1, 8)
+
+
+def test_scores_match_naive_loops():
+    torch.manual_seed(0)
+    obj = _objective()
+    y, m = torch.randn(3, 64), torch.randn(3, 128, 7, 7)
+    local = obj.local_scores(y, m)
+    glob = obj.global_scores(y, m)
+    assert local.shape == (3, 3, 49) and glob.shape == (3, 3)
+    for i in range(3):
+        u_loc, u_glob = obj.local_y(y[i:i + 1])[0], obj.global_y(y[i:i + 1])[0]
+        for j in range(3):
+            v_glob = obj.global_m(m[j:j + 1])[0]
+            torch.testing.assert_close(glob[i, j], u_glob @ v_glob)
+            for loc in (0, 13, 48):
+                r, c = divmod(loc, 7)
+                col = m[j, :, r, c][None, :, None, None]
+                v_loc = (obj.local_m.net(col) + obj.local_m.shortcut(col))[0, :, 0, 0]
+                torch.testing.assert_close(local[i, j, loc], u_loc @ v_loc, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bound", ["jsd", "infonce", "dv", "nwj", "smile"])
+def test_every_bound_takes_local_and_global_scores(bound):
+    torch.manual_seed(0)
+    obj = _objective(bound=bound, gamma=0.0)
+    out = obj(torch.rand(4, 1, 28, 28))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and {"local_mi", "global_mi"} <= set(out["logs"])
+    assert obj.encoder.conv1[0].weight.grad.abs().sum() > 0
+
+
+def test_prior_matching_routes_gradients():
+    torch.manual_seed(0)
+    obj = _objective(gamma=1.0)
+    y = torch.randn(8, 64, requires_grad=True)
+    d_loss, g_loss = obj.prior_terms(y)
+    d_params = list(obj.discriminator.parameters())
+    # the encoder's loss never trains the discriminator, the discriminator's never trains the encoder
+    assert all(g is None for g in torch.autograd.grad(g_loss, d_params, allow_unused=True))
+    assert torch.autograd.grad(d_loss, y, allow_unused=True)[0] is None
+    assert torch.autograd.grad(g_loss, y)[0].abs().sum() > 0
+
+
+def test_objective_validates_options():
+    with pytest.raises(ValueError, match="alpha \\+ beta > 0"):
+        _objective(alpha=0.0, beta=0.0)
+    enc = DIMConvEncoder(1, 28)
+    with pytest.raises(ValueError, match="not a local map.*'local'"):
+        DIMObjective(enc, feature_shapes(enc, 1, 28), mie.get("jsd"), local_key="fc")
+
+
+def _digits(n):
+    return load_dataset("digits", "train", image_size=28, limit=n), load_dataset("digits", "test", image_size=28,
+                                                                                 limit=100)
+
+
+@pytest.mark.parametrize("bound", ["jsd", "infonce"])
+def test_loss_decreases_with_any_bound(tmp_path, bound):
+    train, test = _digits(128)
+    args = DIMTrainer.parse(["--out", str(tmp_path), "--epochs", "3", "--batch-size", "32", "--lr", "1e-3",
+                             "--bound", bound, "--no-progress", "--embed-dim", "32"])
+    m = DIMTrainer.run(args, train=train, test=test)
+    losses = [h["loss"] for h in m["history"]]
+    assert losses[-1] < losses[0], losses
+    assert m["probe_features"] == "conv" and m["probe_dim"] == 256 * 9
+
+
+@needs_fashion
+def test_cli_on_a_fashion_mnist_slice(tmp_path, capsys):
+    rc = cli_main(["train", "dim", "--limit", "256", "--test-limit", "200", "--epochs", "1", "--batch-size", "32",
+                   "--alpha", "0.5", "--out", str(tmp_path), "--no-progress", "--knn", "5"])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert printed["linear_probe_test_acc"] == written["linear_probe_test_acc"] > 0.3  # 10 classes: chance 0.1
+    assert written["config"]["bound"] == "jsd" and written["config"]["alpha"] == 0.5
+    assert {"local_mi", "global_mi", "prior_d_loss"} <= set(written["history"][0])
+
+
+def test_third_party_encoder_works_with_dim(tmp_path):
+    class Tiny(nn.Module):
+        def __init__(self, in_channels, image_size):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, 8, 3, 2, 1)
+            self.head = nn.Linear(8 * 14 * 14, 12)
+
+        def forward(self, x):
+            m = torch.relu(self.conv(x))
+            return {"global": self.head(m.flatten(1)), "patches": m}
+
+    mie.register("tiny-third-party", Tiny, kind="encoders")
+    try:
+        train, test = _digits(64)
+        args = DIMTrainer.parse(["--out", str(tmp_path), "--epochs", "1", "--batch-size", "32",
+                                 "--encoder", "tiny-third-party", "--no-progress", "--embed-dim", "16"])
+        m = DIMTrainer.run(args, train=train, test=test)
+    finally:
+        mie.unregister("tiny-third-party", kind="encoders")
+    assert m["probe_features"] == "global" and m["steps"] == 2  # local map found by shape: "patches"
+
+
+# ----------------------------------------------------------------------------- DDP equivalence
+
+B = 3
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(2 * B, 1, 28, 28, generator=g)
+
+
+def _step(model, x):
+    model.zero_grad(set_to_none=True)
+    loss = model(x)["loss"]
+    loss.backward()
+    return loss.detach()
+
+
+def _worker(rank, world, port, path):
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(_objective(gamma=0.0, batch_norm=False))
+    loss = _step(model, _batch()[rank * B:(rank + 1) * B])
+    dist.all_reduce(loss)
+    if rank == 0:
+        torch.save({"loss": loss / world,
+                    "grads": {k.removeprefix("module."): p.grad for k, p in model.named_parameters()}}, path)
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+def test_two_ranks_match_one_rank_with_the_global_batch(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_worker, args=(2, port, str(tmp_path / "r0.pt")), nprocs=2, join=True)
+    two = torch.load(tmp_path / "r0.pt")
+    torch.manual_seed(0)
+    model = _objective(gamma=0.0, batch_norm=False)
+    loss = _step(model, _batch())
+    torch.testing.assert_close(two["loss"], loss, rtol=1e-5, atol=1e-6)
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(two["grads"][k], p.grad, rtol=1e-4, atol=1e-6, msg=k)
