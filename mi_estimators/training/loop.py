@@ -333,7 +333,7 @@ class Trainer:
                 json.dump(metrics, fh, indent=2, default=str)
         if self.dist.enabled:
             dist.barrier()
-        return metrics
+        return metrics if self.dist.is_main else {}  # only rank 0 reports
 
     def _train(self, model: nn.Module, batches: EpochBatches, ckpt_path: Path, callbacks: list) -> tuple[float, int]:
         a = self.args
