@@ -255,3 +255,16 @@ def test_in_memory_data_validation():
         ImageData(torch.zeros(4, 1, 8, 8), torch.zeros(3))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         ImageData(torch.zeros(4, 8), torch.zeros(4))
+
+
+def test_default_inputs_follow_the_shared_augmentation_options():
+    from mi_estimators.training import Trainer
+
+    x = torch.rand(32, 1, 8, 8)
+    plain = Trainer(Trainer.parse(["--encoder", "any"]))
+    plain.mean, plain.std = torch.zeros(1), torch.ones(1)
+    assert torch.equal(plain.make_inputs(x), x)  # every augmentation is off by default
+    shifted = Trainer(Trainer.parse(["--encoder", "any", "--translate", "2", "--flip"]))
+    shifted.mean, shifted.std = torch.full((1,), 0.5), torch.full((1,), 0.25)
+    out = shifted.make_inputs(x)
+    assert out.shape == x.shape and not torch.allclose(out, (x - 0.5) / 0.25)

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mi_estimators.training import distributed as ddp
+from mi_estimators.training.augment import Augment
 from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
 from mi_estimators.training.data import DATASETS, EpochBatches, ImageData, as_float, load_dataset
 from mi_estimators.training.encoders import build_encoder, feature_shapes
@@ -226,8 +227,16 @@ class Trainer:
         raise NotImplementedError
 
     def make_inputs(self, x: Tensor) -> Any:
-        """The objective's input from a batch ``x`` in [0, 1] (augmentation goes here)."""
-        return self.normalise(x)
+        """The objective's input from a batch ``x`` in [0, 1]: by default one view, augmented as the
+        shared options say (``--translate --crop-scale --flip --colour --grayscale``; all off by
+        default), then normalised. Two-view trainers override this (see :func:`two_views`)."""
+        return self.normalise(self.augmentation()(x))
+
+    def augmentation(self) -> Augment:
+        """The :class:`Augment` the shared augmentation options describe."""
+        a = self.args
+        return Augment(translate=a.translate, crop_scale=tuple(a.crop_scale) if a.crop_scale else None,
+                       flip=a.flip, colour=a.colour, grayscale=a.grayscale)
 
     # --------------------------------------------------------------------- kit services
     def __init__(self, args: argparse.Namespace) -> None:
