@@ -35,8 +35,9 @@ The CLI then runs ``MyTrainer.add_arguments(parser)`` and ``MyTrainer.run(args) 
 
 Shared options (:func:`add_common_arguments`, defaults overridable through ``Trainer.defaults``):
 ``--dataset fashion-mnist|mnist|idx|digits|folder --data-dir --limit --test-limit --image-size
---num-workers``; augmentation ``--translate --crop-scale --flip --colour --grayscale`` (a trainer
-may read them from ``self.args`` in ``make_inputs``); ``--encoder --encoder-option K=V --bound
+--num-workers``; augmentation ``--translate --crop-scale --flip --colour --grayscale`` (all off by
+default; the default ``make_inputs`` applies them to one view, ``self.augmentation()`` builds the
+matching ``Augment`` for a trainer's own ``make_inputs``); ``--encoder --encoder-option K=V --bound
 --bound-option K=V``; ``--epochs --batch-size --lr --weight-decay --warmup-steps --schedule
 --grad-clip --seed``; ``--out --resume --eval-only --device --precision --no-progress``;
 ``--probe-features --probe-limit --online-probe --knn``.

@@ -193,8 +193,8 @@ class Trainer:
     ``defaults`` (shared-option defaults), may add ``add_own_arguments`` and must implement
     ``build_objective(encoder, shapes)``: an ``nn.Module`` whose ``forward(inputs)`` returns
     ``{"loss": scalar, "logs": {name: scalar}, "features": encoder outputs for the online probe}``.
-    ``make_inputs(x)`` turns a batch in [0, 1] into the objective's input (default: normalised
-    ``x``; two augmented views for AMDIM).
+    ``make_inputs(x)`` turns a batch in [0, 1] into the objective's input (default: one view with
+    the shared augmentation options, normalised; two augmented views for AMDIM).
     """
 
     defaults: ClassVar[dict[str, Any]] = {}
