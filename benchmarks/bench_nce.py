@@ -9,11 +9,14 @@ Compared, at ``na`` antecedents x ``nb = na`` consequents x ``nc`` locations x `
   memory: the targets are ``efficient`` time <= 3.5x and peak memory <= 1.5x of it.
 
 Every measurement runs in a fresh subprocess. Time: median of ``--repeats`` runs after one
-warm-up. Memory (CPU): peak resident set size (``getrusage`` ``ru_maxrss``) of a run without
-warm-up, minus the resident size just before it (inputs allocated); on CUDA
-``torch.cuda.max_memory_allocated`` minus the allocation before the run. Two memory figures are
-reported for the loss: the whole peak, and the peak less the gradients of the inputs (``a.grad``,
-``b.grad``), which any method must return.
+warm-up. Memory: the peak of the bytes held by tensors created during one run (the inputs,
+allocated before, are not counted). On the CPU it is tracked exactly by a ``TorchDispatchMode``
+that adds the storage of every tensor an operator returns and subtracts it when the storage is
+freed (weakref finalizers); it sees every tensor PyTorch allocates through its operators, but not
+scratch memory inside a kernel (e.g. MKL's packing buffers). On CUDA it is
+``torch.cuda.max_memory_allocated`` minus the allocation before the run. Two figures are reported
+for the loss: the whole peak, and the peak less the gradients of the inputs (``a.grad``,
+``b.grad``, returned by any method; ``b.grad`` alone is ``d / na`` times the score tensor).
 
     nice -n 10 .venv/bin/python benchmarks/bench_nce.py --sizes 128 512 2048
 """
@@ -23,23 +26,46 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
+import weakref
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from mi_estimators.nce import nce_loss_features
 
 METHODS = ("matmul", "efficient", "naive")
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+class TensorMemory(TorchDispatchMode):
+    """Live bytes of the tensor storages created while active, and their peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.current = self.peak = 0
+
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        # views and in-place results share an argument's storage: nothing new
+        seen = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if storage.nbytes() and key not in self.live and key not in seen:
+                    self.live[key] = storage.nbytes()
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._free, key)
+        return out
 
 
 def _naive_loss(a, b):
@@ -78,14 +104,13 @@ def _child(spec: dict) -> dict:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
-        else:
-            base = _rss_bytes()
-        result = _run(spec["method"], a, b)
-        if cuda:
+            result = _run(spec["method"], a, b)
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
         else:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+            with TensorMemory() as tracker:
+                result = _run(spec["method"], a, b)
+            peak = tracker.peak
         grads = sum(t.grad.numel() * t.grad.element_size() for t in (a, b) if t.grad is not None)
         out.update(peak=peak, grads=grads, value=float(result.float().mean()))
     else:

@@ -27,6 +27,9 @@ Both entry points are custom ``torch.autograd.Function``\\ s that work in chunks
   ``(na, nb·nc)`` score tensor (plus chunk-sized temporaries): three matrix products in all
   (scores forward; ``dL/da`` and ``dL/db`` backward), no ``(na, nb·nc)`` gradient tensor.
 
+NaN or ``+inf`` scores raise ``ValueError`` (detected from the per-row results, without an extra
+pass over the scores); a ``-inf`` negative counts as absent.
+
 Reference: P. Bachman, R. D. Hjelm, W. Buchwalter, "Learning Representations by Maximizing Mutual
 Information Across Views", NeurIPS 2019, arXiv:1906.00910.
 
@@ -140,24 +143,28 @@ def _exp_floor(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).tiny) + 20.0
 
 
-def _forward_block(block: Tensor, pos: Tensor, clip: float | None, owned: bool = False):
+def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool, owned: bool = False):
     """One chunk of rows: ``block`` (r, nb, nc) raw scores, ``pos`` (r,) positive consequents.
 
     Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of the
-    raw squared scores (0-dim; also the cheap finiteness check of the whole block). ``owned``: the
-    block may be modified temporarily (it is restored before returning), saving a copy.
+    raw squared scores (0-dim; 0 unless ``want_sq``). ``owned``: the block may be modified
+    temporarily (it is restored before returning), saving a copy. A NaN or +inf anywhere in a row
+    makes its ``lse`` or positives non-finite, which the caller checks.
     """
     x = block.to(_acc_dtype(block.dtype))
     r = block.shape[0]
     flat = x.reshape(-1)
-    sq = torch.dot(flat, flat)
+    sq = torch.dot(flat, flat) if want_sq else x.new_zeros(())
     rows = torch.arange(r, device=block.device)
-    if clip is not None or not owned or x.data_ptr() != block.data_ptr():
-        # (r, nb, nc) clipped copy; the negatives' log-sum-exp works on it
-        neg = stabilise(x, clip) if clip is not None else x.clone()
-        restore = None
-    else:
+    restore = None                                       # the negatives' log-sum-exp works on ``neg``
+    if clip is not None:
+        neg = stabilise(x, clip)                         # a new (r, nb, nc) tensor
+    elif x.data_ptr() != block.data_ptr():
+        neg = x                                          # already our own upcast copy
+    elif owned:
         neg, restore = x, x[rows, pos].clone()
+    else:
+        neg = x.clone()
     s_pos = neg[rows, pos].clone()                       # (r, nc)
     neg[rows, pos] = -math.inf                           # the positives' own consequent is no negative
     shift = neg.reshape(r, -1).amax(dim=1)               # (r,): the seed's sshift, over negatives only
@@ -201,7 +208,7 @@ def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tens
     return grad
 
 
-def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, owned: bool = False):
+def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, want_sq: bool, owned: bool = False):
     """Loop :func:`_forward_block` over chunks of ``rows`` antecedents."""
     na = scores.shape[0]
     acc = _acc_dtype(scores.dtype)
@@ -210,11 +217,11 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, own
     sq = scores.new_zeros((), dtype=acc)
     for r0 in range(0, na, rows):
         r1 = min(na, r0 + rows)
-        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, owned)
+        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, owned)
         sq += q
-    if not torch.isfinite(sq):
-        raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features, or scores beyond "
-                         "~1e19); check the encoder's inputs and lower the learning rate")
+    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and torch.isfinite(sq)):
+        raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
+                         "encoder's inputs and lower the learning rate")
     return s_pos, lse, sq
 
 
@@ -223,7 +230,7 @@ class _NCEFromScores(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores, pos, clip, rows, want_sq):
-        s_pos, lse, sq = _forward_all(scores, pos, clip, rows)
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq)
         ctx.save_for_backward(scores, pos, lse)
         ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
         return s_pos, lse, sq
@@ -252,7 +259,7 @@ class _NCEFromFeatures(torch.autograd.Function):
     def forward(ctx, a, b, pos, clip, rows, want_sq):
         na, (nb, nc, d) = a.shape[0], b.shape
         scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
-        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, owned=True)
+        s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq, owned=True)
         ctx.save_for_backward(a, b, pos, lse)
         ctx.scores = scores                                # an intermediate: kept on ctx, never modified
         ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq

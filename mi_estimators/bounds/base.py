@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 __all__ = ["Bound", "BoundInfo", "check_scores", "diagonal", "off_diagonal", "off_diagonal_mask",
            "log_mean_exp_off_diagonal", "stabilise", "safe_exp", "nwj_value", "jsd_value",
-           "value_with_gradient_of", "score_penalty", "positive_option", "non_negative_option",
+           "value_with_gradient_of", "finite_option", "positive_option", "non_negative_option",
            "unit_interval_option", "EXP_LINEAR_ABOVE"]
 
 
@@ -162,9 +162,11 @@ def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:
     return surrogate + (value - surrogate).detach()
 
 
-def score_penalty(scores: Tensor, penalty: float) -> Tensor | float:
-    """AMDIM's score penalty ``penalty * mean(s^2)`` over the raw scores (0.0 when off)."""
-    return penalty * scores.square().mean() if penalty else 0.0
+def finite_option(name: str, value: float, hint: str = "") -> float:
+    """Validate a finite float constructor option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{hint}, got {value!r}")
+    return float(value)
 
 
 def positive_option(name: str, value: float, hint: str = "") -> float:

@@ -14,6 +14,7 @@ from torch import Tensor
 from mi_estimators.bounds.base import (
     Bound,
     BoundInfo,
+    finite_option,
     off_diagonal_mask,
     safe_exp,
     unit_interval_option,
@@ -87,10 +88,7 @@ class Interpolated(Bound):
     def __init__(self, alpha: float = 0.5, log_baseline: float = 1.0):
         super().__init__()
         self.alpha = unit_interval_option("alpha", alpha, " (1 = InfoNCE end, 0 = NWJ end)")
-        if isinstance(log_baseline, bool) or not isinstance(log_baseline, (int, float)) \
-                or not math.isfinite(log_baseline):
-            raise ValueError(f"log_baseline must be a finite number (nats), got {log_baseline!r}")
-        self.log_baseline = float(log_baseline)
+        self.log_baseline = finite_option("log_baseline", log_baseline, " (nats)")
 
     def estimate(self, scores: Tensor) -> Tensor:
         log_a = math.log(self.alpha) if self.alpha > 0 else -math.inf

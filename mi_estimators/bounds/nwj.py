@@ -8,12 +8,10 @@ Information", ICML 2019, arXiv:1905.06922.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, nwj_value
+from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, finite_option, nwj_value
 
 __all__ = ["NWJ", "TUBA"]
 
@@ -80,11 +78,8 @@ class TUBA(Bound):
 
     def __init__(self, log_baseline: float = 0.0):
         super().__init__()
-        if isinstance(log_baseline, bool) or not isinstance(log_baseline, (int, float)) \
-                or not math.isfinite(log_baseline):
-            raise ValueError(f"log_baseline must be a finite number (nats), got {log_baseline!r}; "
-                             "pass per-row baselines to forward(scores, log_baseline=tensor)")
-        self.log_baseline = float(log_baseline)
+        self.log_baseline = finite_option("log_baseline", log_baseline,
+                                          " (nats; pass per-row baselines to forward(scores, log_baseline=...))")
 
     def forward(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:
         scores = check_scores(scores)
