@@ -134,12 +134,14 @@ class _Critic(nn.Module):
                     f"{name} must have shape (N, {d}) for this critic ({name}_dim={d}), got "
                     f"{tuple(t.shape)}; reshape 1-D data with {name}[:, None]"
                 )
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"x and y must hold the same number of samples, got {x.shape[0]} and {y.shape[0]}")
         return x, y
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Scores ``(N, N)`` (``(K, N, N)`` with ``n_models=K``): ``scores[..., i, j] = T(x_i, y_j)``."""
+        """Scores ``(N, N)`` (``(K, N, N)`` with ``n_models=K``): ``scores[..., i, j] = T(x_i, y_j)``.
+
+        ``x`` and ``y`` may also hold different numbers of rows (``(Nx, Ny)`` scores): how a large
+        held-out score matrix is computed in row chunks.
+        """
         return self.scores(*self._check(x, y))
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -200,7 +202,7 @@ class ConcatCritic(_Critic):
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:
         first = self.f[0]
-        n = x.shape[0]
+        n, m = x.shape[0], y.shape[0]
 
         def rest(h: Tensor) -> Tensor:
             for layer in list(self.f)[1:]:
@@ -212,12 +214,12 @@ class ConcatCritic(_Critic):
             hx = x @ w_x.t()  # (N, H)
             hy = y @ w_y.t() + first.bias  # (N, H)
             pre = hx[:, None, :] + hy[None, :, :]  # (N, N, H): row i = x_i, column j = y_j
-            return rest(pre).reshape(n, n)
+            return rest(pre).reshape(n, m)
         w_x, w_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim:]  # (K, dx, H), (K, dy, H)
         hx = torch.matmul(x, w_x)  # (K, N, H)
         hy = torch.baddbmm(first.bias, y.expand(self.n_models, *y.shape), w_y)  # (K, N, H)
         pre = hx[:, :, None, :] + hy[:, None, :, :]  # (K, N, N, H)
-        return rest(pre.reshape(self.n_models, n * n, -1)).reshape(self.n_models, n, n)
+        return rest(pre.reshape(self.n_models, n * m, -1)).reshape(self.n_models, n, m)
 
 
 class BilinearCritic(_Critic):

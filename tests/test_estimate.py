@@ -1,0 +1,141 @@
+"""estimate(): input checks, accuracy on an easy closed-form task, the held-out jackknife against a
+naive reference, determinism, third-party bounds, the `mi-estimators estimate` command."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mi_estimators as mie
+from mi_estimators import cli
+from mi_estimators.critics import ConcatCritic, SeparableCritic
+from mi_estimators.estimate import as_array, evaluate_held_out, load_array, score_matrix
+
+FAST = dict(steps=60, eval_every=20, critic_options={"hidden": 16}, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    task = mie.get("gauss-1x1-mi0.5", kind="tasks")
+    return task, *task.sample(1500, seed=0)
+
+
+def test_estimate_is_accurate_on_an_easy_gaussian(gauss):
+    task, x, y = gauss
+    r = mie.estimate(x, y, bound="infonce", steps=400, critic_options={"hidden": 32}, seed=0)
+    assert abs(r.mi - task.mi) < 0.15
+    assert r.ci[0] < r.mi < r.ci[1] and r.stderr > 0
+    assert r.settings["n_train"] + r.settings["n_val"] + r.settings["n_test"] == 1500
+    assert len(r.history["train"]) == r.history["step"][-1] and r.history["monitor"]
+
+
+def test_numpy_torch_and_1d_inputs_agree(gauss):
+    _, x, y = gauss
+    a = mie.estimate(x, y, seed=3, **FAST)
+    b = mie.estimate(torch.as_tensor(x), torch.as_tensor(y), seed=3, **FAST)
+    c = mie.estimate(x[:, 0], list(y[:, 0]), seed=3, **FAST)
+    assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.mi == pytest.approx(c.mi, abs=1e-5)
+    assert math.isfinite(a.mi) and a.settings["device"] in ("cpu", "cuda")
+
+
+def test_early_stopping_on_independent_data():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(600, 2)), rng.normal(size=(600, 2))
+    r = mie.estimate(x, y, bound="infonce", steps=2000, eval_every=10, patience=2, seed=0,
+                     critic_options={"hidden": 16})
+    assert r.stopped_early and r.history["step"][-1] < 2000
+    assert abs(r.mi) < 0.2  # no dependence, nothing to find
+
+
+def test_third_party_bound_object_works(gauss):
+    _, x, y = gauss
+
+    class MyNCE:  # not a Bound subclass: callable on scores, with .loss
+        def __call__(self, scores):
+            return (scores.diag() - torch.logsumexp(scores, 1) + math.log(scores.shape[0])).mean()
+
+        def loss(self, scores):
+            return -self(scores)
+
+    r = mie.estimate(x, y, bound=MyNCE(), seed=0, **FAST)
+    ref = mie.estimate(x, y, bound="infonce", seed=0, **FAST)
+    assert r.mi == pytest.approx(ref.mi, abs=1e-4)
+
+
+@pytest.mark.parametrize("critic_cls", [SeparableCritic, ConcatCritic])
+def test_held_out_jackknife_matches_naive(critic_cls):
+    torch.manual_seed(0)
+    critic = critic_cls(2, 2, hidden=8)
+    x, y = torch.randn(90, 2), torch.randn(90, 2)
+    x[:, 0] += y[:, 0]
+    bound = mie.get("infonce")
+    with torch.no_grad():
+        full = critic(x, y)
+    torch.testing.assert_close(score_matrix(critic, x, y), full)
+    value, se = evaluate_held_out(critic, [bound], x, y, block=1000, groups=6)
+    groups = np.array_split(np.arange(90), 6)
+    loo = []
+    for g in groups:
+        keep = np.setdiff1d(np.arange(90), g)
+        loo.append(float(bound(full[keep][:, keep])))
+    loo = np.array(loo)
+    assert value[0] == pytest.approx(float(bound(full)), abs=1e-6)
+    assert se[0] == pytest.approx(math.sqrt(5 / 6 * ((loo - loo.mean()) ** 2).sum()), rel=1e-6)
+    # two blocks: the mean of each block's full-matrix value
+    v2, _ = evaluate_held_out(critic, [bound], x, y, block=45, groups=0)
+    assert v2[0] == pytest.approx((float(bound(full[:45, :45])) + float(bound(full[45:, 45:]))) / 2, abs=1e-6)
+
+
+@pytest.mark.parametrize("x, y, match", [
+    (np.full((100, 2), np.nan), np.zeros((100, 1)), "NaN"),
+    (np.r_[np.zeros((99, 1)), [[np.inf]]], np.zeros((100, 1)), "infinite"),
+    (np.zeros((100, 1)), np.zeros((90, 1)), "same number of samples"),
+    (np.zeros((20, 1)), np.zeros((20, 1)), "at least"),
+    (np.array([["a"], ["b"]] * 50), np.zeros((100, 1)), "numeric"),
+    (np.zeros((100, 2, 2)), np.zeros((100, 1)), "reshape"),
+])
+def test_bad_input_raises_with_a_fix(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        mie.estimate(x, y)
+
+
+def test_bad_options_raise(gauss):
+    _, x, y = gauss
+    with pytest.raises(ValueError, match="steps"):
+        mie.estimate(x, y, steps=0)
+    with pytest.raises(ValueError, match="bound must be"):
+        mie.estimate(x, y, bound=3)
+    with pytest.raises(mie.UnknownNameError, match="infonce"):
+        mie.estimate(x, y, bound="infonse")
+    with pytest.raises(ValueError, match="device"):
+        mie.estimate(x, y, device="tpu:x")
+
+
+def test_load_array_formats(tmp_path):
+    data = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "a.npy", data)
+    np.savez(tmp_path / "a.npz", first=data, second=data * 2)
+    (tmp_path / "a.csv").write_text("u,v,w\n" + "\n".join(",".join(map(str, r)) for r in data))
+    np.testing.assert_array_equal(load_array(str(tmp_path / "a.npy"), "0,2"), data[:, [0, 2]])
+    np.testing.assert_array_equal(load_array(str(tmp_path / "a.npz"), "1:", key="second"), 2 * data[:, 1:])
+    np.testing.assert_array_equal(load_array(str(tmp_path / "a.csv"), "w,u"), data[:, [2, 0]])
+    with pytest.raises(ValueError, match="no array"):
+        load_array(str(tmp_path / "a.npz"), key="third")
+    assert as_array([1, 2, 3], "x").shape == (3, 1)
+
+
+def test_cli_estimate(tmp_path, capsys, gauss):
+    _, x, y = gauss
+    table = np.hstack([x, y])
+    np.savetxt(tmp_path / "xy.csv", table, delimiter=",", header="a,b", comments="")
+    rc = cli.main(["estimate", str(tmp_path / "xy.csv"), "--x-cols", "a", "--y-cols", "b", "--steps", "40",
+                   "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert '"mi"' in out and '"ci95"' in out
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    assert cli.main(["estimate", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--steps", "40",
+                     "--bound", "nwj"]) == 0
+    assert "nats" in capsys.readouterr().out
