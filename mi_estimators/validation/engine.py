@@ -1,0 +1,117 @@
+"""Training many bounds at once: one stacked critic, copy k trained by bound k.
+
+All K critics live in one module built with ``n_models=K`` (weights stacked, one batched matmul
+per layer), each bound gets its own instance (MINE's moving average is per bound), and one
+backward pass through the summed losses trains every copy exactly as if alone (the copies share
+no parameters and Adam is elementwise). A bound that raises is dropped from training (its
+estimates become NaN) and its error is recorded; it never stops the other bounds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mi_estimators import registry
+
+__all__ = ["BoundSet", "resolve_bounds", "train_stacked"]
+
+
+@dataclass
+class BoundSet:
+    """Names, a factory per name, and the errors of bounds that failed."""
+
+    names: list[str]
+    factories: list[Callable[[], Any]]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def instances(self) -> list[Any]:
+        return [make() for make in self.factories]
+
+
+def resolve_bounds(patterns: list[str] | None = None, options: dict[str, dict] | None = None) -> BoundSet:
+    """Every registered bound (third-party ones included) whose name matches one of ``patterns``
+    (fnmatch; all when None). A plugin that fails to load is skipped with a warning by
+    :func:`mi_estimators.registry.entries`; a bound that fails on a small score matrix is
+    reported in ``errors`` and left out."""
+    options = options or {}
+    names, factories, errors = [], [], {}
+    pats = patterns or ["*"]
+    seen = set()
+    for pat in pats:
+        matched = False
+        for entry, obj in registry.entries("bounds", pat):
+            matched = True
+            if entry.name in seen:
+                continue
+            seen.add(entry.name)
+            kw = options.get(entry.name, {})
+
+            def make(obj=obj, kw=kw):
+                return obj(**kw)
+
+            try:  # a smoke test: value and gradient on an (8, 8) matrix
+                scores = torch.randn(8, 8, requires_grad=True)
+                bound = make()
+                float(bound(scores.detach()))
+                bound.loss(scores).backward()
+            except Exception as exc:  # noqa: BLE001 - a broken third-party bound is reported, not fatal
+                errors[entry.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            names.append(entry.name)
+            factories.append(make)
+        if not matched:
+            raise ValueError(f"no registered bound matches {pat!r}; available: {', '.join(registry.available())}")
+    return BoundSet(names, factories, errors)
+
+
+def train_stacked(critic: nn.Module, bounds: list[Any], sample: Callable[[int], tuple[Tensor, Tensor]],
+                  steps: int, lr: float, progress=None, errors: dict[str, str] | None = None,
+                  names: list[str] | None = None) -> np.ndarray:
+    """Train copy k of a stacked ``critic`` with ``bounds[k]`` on ``sample(step)`` batches.
+
+    Returns the training-batch estimates, shape ``(K, steps)`` (what Poole et al. plot).
+    """
+    k_models = len(bounds)
+    names = names or [str(i) for i in range(k_models)]
+    errors = {} if errors is None else errors
+    alive = [True] * k_models
+    estimates = np.full((k_models, steps), np.nan)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = sample(step)
+        scores = critic(x, y)  # (K, N, N)
+        losses = []
+        for k, bound in enumerate(bounds):
+            if not alive[k]:
+                continue
+            try:
+                loss = bound.loss(scores[k])
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at step {step}")
+                losses.append(loss)
+            except Exception as exc:  # noqa: BLE001 - see the module docstring
+                alive[k] = False
+                errors[names[k]] = f"step {step}: {type(exc).__name__}: {exc}"
+                warnings.warn(f"bound {names[k]!r} dropped: {errors[names[k]]}", RuntimeWarning, stacklevel=2)
+        if not losses:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        optimizer.step()
+        with torch.no_grad():
+            s = scores.detach()
+            for k, bound in enumerate(bounds):
+                if alive[k]:
+                    try:
+                        estimates[k, step] = float(bound(s[k]))
+                    except ValueError:
+                        pass
+        if progress is not None:
+            progress.update(1)
+    return estimates

@@ -1,0 +1,119 @@
+"""The validation suite: stacked training equals separate training, tables against naive
+arithmetic, every registered bound (third-party and broken ones included) in a tiny quick grid,
+and the `mi-estimators validate` command."""
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mi_estimators as mie
+from mi_estimators import cli
+from mi_estimators.critics import SeparableCritic, unstack
+from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table, train_stacked
+
+
+def test_stacked_training_equals_training_each_copy_alone():
+    torch.manual_seed(0)
+    names = ["infonce", "nwj", "mine"]
+    stacked = SeparableCritic(3, 3, hidden=8, embed_dim=4, n_models=3)
+    singles = [unstack(stacked, k) for k in range(3)]
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(16, 3, generator=gen), torch.randn(16, 3, generator=gen)) for _ in range(6)]
+    est = train_stacked(stacked, [mie.get(n) for n in names], lambda s: batches[s], 6, lr=1e-2, names=names)
+    for k, name in enumerate(names):
+        single, bound = singles[k], mie.get(name)
+        opt = torch.optim.Adam(single.parameters(), lr=1e-2)
+        values = []
+        for x, y in batches:
+            scores = single(x, y)
+            opt.zero_grad()
+            bound.loss(scores).backward()
+            opt.step()
+            values.append(float(bound(scores.detach())))
+        np.testing.assert_allclose(est[k], values, rtol=1e-4, atol=1e-5)
+        trained = unstack(stacked, k)
+        # Adam divides by sqrt(v) + 1e-8: a gradient that is float noise (~1e-9, e.g. of a dead ReLU
+        # unit) in one summation order and 0 in another moves that one weight by up to ~lr per step
+        for p, q in zip(trained.parameters(), single.parameters()):
+            close = torch.isclose(p, q, rtol=1e-4, atol=1e-5)
+            assert close.float().mean() > 0.95 and (p - q).abs().max() < 6 * 1e-2
+
+
+def test_staircase_table_matches_naive():
+    rng = np.random.default_rng(0)
+    est = rng.normal(size=(2, 40)) + np.repeat([1.0, 3.0], 20)
+    res = StaircaseResult("separable", ["a", "b"], [1.0, 3.0], 20, 64, est, 0.0)
+    rows = staircase_table(res)
+    for row in rows:
+        k = ["a", "b"].index(row["bound"])
+        i = [1.0, 3.0].index(row["mi"])
+        tail = est[k, i * 20 + 10:(i + 1) * 20]
+        assert row["bias"] == pytest.approx(tail.mean() - row["mi"])
+        assert row["sd"] == pytest.approx(tail.std(ddof=1))
+        assert row["mse"] == pytest.approx(((tail - row["mi"]) ** 2).mean())
+        assert row["mse"] == pytest.approx(row["bias"] ** 2 + row["sd"] ** 2 * 9 / 10)
+
+
+class _ThirdParty:
+    """A plugin-style bound: not a Bound subclass, just callable with .loss."""
+
+    def __call__(self, scores):
+        n = scores.shape[0]
+        return (scores.diag() - torch.logsumexp(scores, 1)).mean() + math.log(n)
+
+    def loss(self, scores):
+        return -self(scores)
+
+
+class _Broken:
+    def __call__(self, scores):
+        raise RuntimeError("this plugin is broken")
+
+    def loss(self, scores):
+        return self(scores)
+
+
+@pytest.fixture
+def plugins():
+    mie.register("zz_third_party", _ThirdParty)
+    mie.register("zz_broken", _Broken)
+    yield
+    mie.unregister("zz_third_party")
+    mie.unregister("zz_broken")
+
+
+def test_quick_grid_tiny_budget_covers_every_registered_bound(tmp_path, plugins):
+    report = run_validation(tasks=["gauss-1x1-mi0.5", "uniform-eps0.1"], staircase_steps=4, task_steps=4,
+                            levels=(1, 2), eval_batches=2, out=tmp_path, progress=False)
+    expected = set(mie.available()) - {"zz_broken"}
+    assert set(report["settings"]["bounds"]) == expected
+    assert "zz_broken" in report["settings"]["failed"]
+    (stair,) = report["staircase"]
+    assert {r["bound"] for r in stair["table"]} == expected and len(stair["table"]) == 2 * len(expected)
+    assert [t["task"] for t in report["tasks"]] == ["gauss-1x1-mi0.5", "uniform-eps0.1"]
+    for t in report["tasks"]:
+        assert {r["bound"] for r in t["rows"]} == expected
+    md = (tmp_path / "report.md").read_text()
+    assert "zz_third_party" in md and "zz_broken" in md
+    for name in ("staircase_separable.png", "tasks.png", "results.json", "staircase_separable.npz"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "results.json").read_text())["settings"]["levels"] == [1, 2]
+
+
+def test_resolve_bounds_errors():
+    with pytest.raises(ValueError, match="no registered bound"):
+        resolve_bounds(["nope*"])
+    assert resolve_bounds(["info*"]).names == ["infonce"]
+
+
+def test_cli_validate(tmp_path, capsys):
+    rc = cli.main(["validate", "--quick", "--bounds", "infonce", "smile", "--tasks", "gauss-1x1-mi0.5",
+                   "--steps-per-level", "2", "--task-steps", "3", "--out", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "infonce" in out and "smile" in out and "gauss-1x1-mi0.5" in out and "I=10" in out
+    assert (tmp_path / "report.md").exists()
