@@ -40,7 +40,7 @@ def test_stacked_training_equals_training_each_copy_alone():
         # unit) in one summation order and 0 in another moves that one weight by up to ~lr per step
         for p, q in zip(trained.parameters(), single.parameters()):
             close = torch.isclose(p, q, rtol=1e-4, atol=1e-5)
-            assert close.float().mean() > 0.95 and (p - q).abs().max() < 6 * 1e-2
+            assert (~close).sum() <= 2 and (p - q).abs().max() < 6 * 1e-2
 
 
 def test_staircase_table_matches_naive():
