@@ -14,9 +14,12 @@ each in both directions (x¹→x² and x²→x¹) and averaged over the two:
   spatially aligned after random crops, so there is no "same location" to pair with); its
   positives are all locations of φ5(f5(x²)) of the same image, its negatives all locations of the
   other images. The paper's code samples one random location per image; we use all of them, which
-  is the average of that estimator over the location. For memory, the 5→5 term is computed one
-  antecedent location at a time (``n5`` calls of the fused NCE, each ``O(B · B_global · n5)``),
-  so the peak extra memory is that of the 1→5 term, never the ``(B·n5)²·n5`` score cube.
+  is the average of that estimator over the location. The fused path scores a chunk of
+  antecedent locations at once, ``(B·k, B_global, n5)`` scores with the positive of row
+  ``(i, l)`` at consequent ``i`` (``pos_index`` of :func:`mi_estimators.nce.nce_terms`); chunks
+  hold at most ``2^24`` scores (64 MiB in float32) by default, so memory is bounded whatever the
+  batch and the number of processes, never the ``(B·n5)²·n5`` cube. ``locations_55=n`` draws n
+  random antecedent locations per image instead (the paper's code draws one).
 
 Loss of one term (eq. 15 with the two stabilisers of Sec. 3.3): with raw scores s,
 ``λ · mean(s²) − mean_{positives} log softmax(c · tanh(s / c))`` over {positive} ∪ negatives,
@@ -24,7 +27,9 @@ computed by the core's memory-efficient NCE (:func:`mi_estimators.nce.nce_loss_f
 materialising the ``(n_a · n_c)²`` score matrix. Paper values: λ = 4e-2, c = 20.
 
 Any other registered bound can be chosen instead (``bound="nwj"``, ...). It receives the
-stabilised ``(N, N, L)`` score tensor (positives on the diagonal); under DDP the antecedents are
+stabilised ``(N, N, L)`` score tensor (positives on the diagonal) and its ``loss`` is used as
+is (the registry's NCE bounds' losses are the fused loss minus the constant ``log(1 + (N−1)L)``,
+so gradients agree; reported values differ by that constant); under DDP the antecedents are
 gathered as well so that its scores stay square (every rank then evaluates the global loss; the
 gradient-preserving all-gather sums the gradients back, and DDP's averaging makes it the gradient
 of the global loss).
@@ -122,9 +127,12 @@ class MultiscaleNCE(nn.Module):
         (paper 20; None for no clip).
     bound:
         Registry name of the bound; ``"infonce"`` (the default) runs the fused AMDIM NCE.
+    bound_options:
+        Keyword options of the registry bound (they also send ``infonce`` down the generic path).
     mixture, tau, alpha:
         K antecedent features per image, temperature τ of q and weight α of the entropy term
-        (eqs. 18–19); ``mixture=1`` is the plain objective (``bound="mixture_nce"`` with
+        (eqs. 18–19; α defaults to 1/τ, for which eq. 19's q is the exact maximiser of eq. 18);
+        ``mixture=1`` is the plain objective (``bound="mixture_nce"`` with
         ``mixture=1`` runs the mixture code path with one component, for checking).
     chunk_size:
         Passed to the fused NCE to bound its memory (antecedents per chunk).
@@ -137,7 +145,8 @@ class MultiscaleNCE(nn.Module):
     def __init__(self, channels: dict[str, int], n_rkhs: int, *,
                  pairs: Sequence[str] = ("1-7", "1-5", "5-5"), penalty: float = 4e-2,
                  clip: float | None = 20.0, bound: str = DEFAULT_BOUND, mixture: int = 1,
-                 tau: float = 1.0, alpha: float = 0.05, chunk_size: int | None = None,
+                 tau: float = 1.0, alpha: float | None = None, bound_options: dict | None = None,
+                 chunk_size: int | None = None,
                  locations_55: int | None = None):
         super().__init__()
         unknown = [p for p in pairs if p not in PAIRS]
@@ -165,9 +174,11 @@ class MultiscaleNCE(nn.Module):
         if self.use_mixture:
             if bound not in (DEFAULT_BOUND, "mixture_nce"):
                 raise ValueError(f"mixture K > 1 uses the mixture_nce bound; got bound={bound!r}")
-            self.bound = registry.get("mixture_nce", tau=tau, alpha=alpha)
+            self.bound = registry.get("mixture_nce", tau=tau, alpha=alpha, **(bound_options or {}))
+        elif bound == DEFAULT_BOUND and not bound_options:
+            self.bound = None
         else:
-            self.bound = None if bound == DEFAULT_BOUND else registry.get(bound)
+            self.bound = registry.get(bound, **(bound_options or {}))
         self.heads = nn.ModuleDict()
         if "f1" in needed:
             self.heads["f1"] = MLPHead(channels["f1"], n_rkhs * mixture)
@@ -187,21 +198,41 @@ class MultiscaleNCE(nn.Module):
         return self.penalty * s.pow(2).mean() + self.bound.loss(stabilise(s, self.clip))
 
     def _loss(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
-        """One direction of one term: antecedents ``a`` (n, d) or (n, K, d), consequents (m, L, d).
+        """Global antecedents ``a`` (n, d) or (n, K, d) against consequents ``c`` (m, L, d)."""
+        return self._fused(a, c, pos_offset) if self.bound is None else self._with_bound(a, c)
 
-        Under the mixture, a single antecedent per image (the 5→5 term) takes the plain NCE.
-        """
-        plain = self.bound is None or (self.use_mixture and a.dim() == 2)
-        return self._fused(a, c, pos_offset) if plain else self._with_bound(a, c)
-
-    def _antecedent_locations(self, a: Tensor) -> list[Tensor]:
-        """The 5→5 antecedents ``(B, d)`` of ``a`` (B, n5, d): every location, or random ones."""
+    def _antecedent_locations(self, a: Tensor) -> Tensor:
+        """The 5→5 antecedents of ``a`` (B, n5, d): every location, or ``locations_55`` random ones."""
         n5 = a.shape[1]
         if self.locations_55 is None or self.locations_55 >= n5:
-            return [a[:, loc] for loc in range(n5)]
-        rows = torch.arange(a.shape[0], device=a.device)
-        picks = torch.randint(0, n5, (self.locations_55, a.shape[0]), device=a.device)
-        return [a[rows, pick] for pick in picks]
+            return a
+        picks = torch.randint(0, n5, (a.shape[0], self.locations_55), device=a.device)
+        return a[torch.arange(a.shape[0], device=a.device)[:, None], picks]
+
+    def _loss_55(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
+        """5→5 loss of antecedent locations ``a`` (B, n, d) against consequents ``c`` (m, n5, d)."""
+        a = self._antecedent_locations(a)
+        b, n = a.shape[:2]
+        if self.bound is not None and not self.use_mixture:  # a generic bound: square scores per location
+            return torch.stack([self._with_bound(a[:, loc], c) for loc in range(n)]).mean()
+        from mi_estimators.nce import MAX_CHUNK_ELEMENTS, nce_terms
+
+        if self.chunk_size is not None:  # antecedent rows per chunk, as in the fused NCE
+            k = max(1, min(n, self.chunk_size // b))
+        else:
+            k = max(1, min(n, MAX_CHUNK_ELEMENTS // (b * c.shape[0] * c.shape[1])))
+        total = a.new_zeros(())
+        for start in range(0, n, k):
+            chunk = a[:, start:start + k]  # (B, k, d)
+            kk = chunk.shape[1]
+            # scores[(i, l), j, c] = chunk[i, l] · c[j, c]; the positive of row (i, l) is image i
+            s = torch.einsum("bld,jcd->bljc", chunk, c).reshape(b * kk, c.shape[0], c.shape[1])
+            pos = (torch.arange(b, device=a.device) + pos_offset).repeat_interleave(kk)
+            log_probs, mean_sq = nce_terms(s, pos_index=pos, clip=self.clip,
+                                           with_mean_square=self.penalty > 0)
+            loss = -log_probs.mean() + (self.penalty * mean_sq if self.penalty > 0 else 0.0)
+            total = total + loss * (kk / n)
+        return total
 
     def forward(self, feats1: dict[str, Tensor], feats2: dict[str, Tensor], *,
                 gather: Callable[[Tensor], Tensor] | None = None,
@@ -237,9 +268,8 @@ class MultiscaleNCE(nn.Module):
                         a, offset = gather(a), 0
                 if ant == "f1":
                     terms.append(self._loss(a, c, offset))
-                else:  # 5→5: each antecedent location on its own, one location at a time
-                    terms.append(torch.stack([self._loss(a_l, c, offset)
-                                              for a_l in self._antecedent_locations(a)]).mean())
+                else:  # 5→5: each antecedent location on its own
+                    terms.append(self._loss_55(a, c, offset))
             parts[pair] = 0.5 * (terms[0] + terms[1])
         loss = sum(parts.values())
         report = {k: float(v.detach()) for k, v in parts.items()}
