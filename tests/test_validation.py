@@ -36,11 +36,12 @@ def test_stacked_training_equals_training_each_copy_alone():
             values.append(float(bound(scores.detach())))
         np.testing.assert_allclose(est[k], values, rtol=1e-4, atol=1e-5)
         trained = unstack(stacked, k)
-        # Adam divides by sqrt(v) + 1e-8: a gradient that is float noise (~1e-9, e.g. of a dead ReLU
-        # unit) in one summation order and 0 in another moves that one weight by up to ~lr per step
+        # Adam divides by sqrt(v) + 1e-8: a gradient that is float noise (~1e-9) in one summation order
+        # and 0 in another moves that weight by up to ~lr per step. InfoNCE is invariant to h's output
+        # bias (it adds a function of x alone), so those 4 weights get only noise.
         for p, q in zip(trained.parameters(), single.parameters()):
             close = torch.isclose(p, q, rtol=1e-4, atol=1e-5)
-            assert (~close).sum() <= 2 and (p - q).abs().max() < 6 * 1e-2
+            assert (~close).sum() <= 4 and (p - q).abs().max() < 6 * 1e-2
 
 
 def test_staircase_table_matches_naive():
