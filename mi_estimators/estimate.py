@@ -330,6 +330,8 @@ def estimate(
             raise ValueError(f"critic must be a registered name ({', '.join(registry.available('critics'))}) "
                              f"or an nn.Module, got {type(critic).__name__}")
     model = model.to(dev)
+    from mi_estimators.validation.engine import make_adam
+
     (bound_obj,) = build_bounds(bound, 1, **(bound_options or {}))
     if isinstance(bound_obj, nn.Module):
         bound_obj = bound_obj.to(dev)
@@ -337,7 +339,7 @@ def estimate(
     block = max(16, eval_batch)
     batch = min(batch_size, len(train_idx))
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = make_adam(model.parameters(), lr, weight_decay)
     history: dict[str, list[float]] = {"step": [], "train": [], "eval_step": [], "monitor": []}
     best, best_step, best_state, since_best = -math.inf, 0, copy.deepcopy(model.state_dict()), 0
     stopped = False

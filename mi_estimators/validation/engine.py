@@ -19,7 +19,18 @@ from torch import Tensor, nn
 
 from mi_estimators import registry
 
-__all__ = ["BoundSet", "resolve_bounds", "train_stacked"]
+__all__ = ["BoundSet", "make_adam", "resolve_bounds", "train_stacked"]
+
+
+def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """AdamW with the fused kernel where the build supports it (one pass over the stacked
+    weights instead of ~10 elementwise kernels: ~5x faster updates on the CPU), else the default.
+    With ``weight_decay=0`` AdamW is Adam."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 @dataclass
@@ -82,7 +93,7 @@ def train_stacked(critic: nn.Module, bounds: list[Any], sample: Callable[[int], 
     errors = {} if errors is None else errors
     alive = [True] * k_models
     estimates = np.full((k_models, steps), np.nan)
-    optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
+    optimizer = make_adam(critic.parameters(), lr)
     for step in range(steps):
         x, y = sample(step)
         scores = critic(x, y)  # (K, N, N)
