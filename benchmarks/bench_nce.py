@@ -9,14 +9,16 @@ Compared, at ``na`` antecedents x ``nb = na`` consequents x ``nc`` locations x `
   memory: the targets are ``efficient`` time <= 3.5x and peak memory <= 1.5x of it.
 
 Every measurement runs in a fresh subprocess. Time: median of ``--repeats`` runs after one
-warm-up. Memory: the peak of the bytes held by tensors created during one run (the inputs,
+warm-up, alternating with runs of the bare product in the same process; the time ratio is the median
+of the per-round ratios (robust to the load of a shared machine). Memory: the peak of the bytes held by tensors created during one run (the inputs,
 allocated before, are not counted). On the CPU it is tracked exactly by a ``TorchDispatchMode``
 that adds the storage of every tensor an operator returns and subtracts it when the storage is
 freed (weakref finalizers); it sees every tensor PyTorch allocates through its operators, but not
 scratch memory inside a kernel (e.g. MKL's packing buffers). On CUDA it is
 ``torch.cuda.max_memory_allocated`` minus the allocation before the run. Two figures are reported
-for the loss: the whole peak, and the peak less the gradients of the inputs (``a.grad``,
-``b.grad``, returned by any method; ``b.grad`` alone is ``d / na`` times the score tensor).
+for the loss: the whole peak, and the working peak, which leaves out the gradients of the inputs
+(``a.grad``, ``b.grad``: returned by any method; ``b.grad`` alone is ``d / na`` times the score
+tensor). On CUDA the working peak is approximated as the peak less the gradients' size.
 
     nice -n 10 .venv/bin/python benchmarks/bench_nce.py --sizes 128 512 2048
 """
@@ -38,19 +40,29 @@ from torch.utils._pytree import tree_leaves
 
 from mi_estimators.nce import nce_loss_features
 
-METHODS = ("matmul", "efficient", "naive")
-
-
 class TensorMemory(TorchDispatchMode):
-    """Live bytes of the tensor storages created while active, and their peak."""
+    """Bytes of the tensor storages created while active: a timeline of allocations and frees."""
 
     def __init__(self):
         super().__init__()
-        self.live: dict[int, int] = {}
-        self.current = self.peak = 0
+        self.live: dict[int, tuple[int, int]] = {}       # data_ptr -> (allocation number, bytes)
+        self.events: list[tuple[int, int]] = []          # (allocation number, +bytes or -bytes)
 
     def _free(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
+        if key in self.live:
+            number, size = self.live.pop(key)
+            self.events.append((number, -size))
+
+    def peak(self, exclude=()) -> int:
+        """Largest total held at any moment, leaving out the live tensors in ``exclude``."""
+        skip = {self.live[t.untyped_storage().data_ptr()][0] for t in exclude
+                if t.untyped_storage().data_ptr() in self.live}
+        current = peak = 0
+        for number, delta in self.events:
+            if number not in skip:
+                current += delta
+                peak = max(peak, current)
+        return peak
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -61,9 +73,8 @@ class TensorMemory(TorchDispatchMode):
                 storage = t.untyped_storage()
                 key = storage.data_ptr()
                 if storage.nbytes() and key not in self.live and key not in seen:
-                    self.live[key] = storage.nbytes()
-                    self.current += storage.nbytes()
-                    self.peak = max(self.peak, self.current)
+                    self.live[key] = (len(self.events), storage.nbytes())
+                    self.events.append((len(self.events), storage.nbytes()))
                     weakref.finalize(storage, self._free, key)
         return out
 
@@ -107,25 +118,28 @@ def _child(spec: dict) -> dict:
             result = _run(spec["method"], a, b)
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
+            working = peak - sum(t.grad.numel() * t.grad.element_size() for t in (a, b) if t.grad is not None)
         else:
             with TensorMemory() as tracker:
                 result = _run(spec["method"], a, b)
-            peak = tracker.peak
-        grads = sum(t.grad.numel() * t.grad.element_size() for t in (a, b) if t.grad is not None)
-        out.update(peak=peak, grads=grads, value=float(result.float().mean()))
+            peak, working = tracker.peak(), tracker.peak(exclude=[t.grad for t in (a, b) if t.grad is not None])
+        out.update(peak=peak, working=working, value=float(result.float().mean()))
     else:
-        times = []
+        # the method and the bare product alternate, so that both see the same load on a shared machine
+        times, products = [], []
         for rep in range(spec["repeats"] + 1):
-            a.grad = b.grad = None
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            _run(spec["method"], a, b)
-            if cuda:
-                torch.cuda.synchronize()
-            if rep:                                                           # first run: warm-up
-                times.append(time.perf_counter() - t0)
-        out.update(time=statistics.median(times), times=times)
+            for method, into in ((spec["method"], times), ("matmul", products)):
+                a.grad = b.grad = None
+                if cuda:
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                _run(method, a, b)
+                if cuda:
+                    torch.cuda.synchronize()
+                if rep:                                                       # first round: warm-up
+                    into.append(time.perf_counter() - t0)
+        out.update(time=statistics.median(times), matmul=statistics.median(products), times=times,
+                   products=products, ratio=statistics.median(t / m for t, m in zip(times, products)))
     return out
 
 
@@ -156,34 +170,36 @@ def main(argv=None) -> None:
     print(f"device={args.device} threads={args.threads} nc={args.nc} d={args.dim} repeats={args.repeats} "
           f"torch={torch.__version__}")
     print("| na | negatives/positive | score tensor | matmul time | loss fwd+bwd time | time ratio | "
-          "loss peak memory | memory ratio (excl. input grads) | naive fwd+bwd time | naive peak memory |")
+          "loss peak memory | working memory (excl. input grads) | naive fwd+bwd time | naive peak memory |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for na in args.sizes:
         score_bytes = na * na * args.nc * 4
         logit_bytes = na * args.nc * (1 + (na - 1) * args.nc) * 4
         base = dict(na=na, nc=args.nc, d=args.dim, threads=args.threads, device=args.device, repeats=args.repeats)
         res = {}
-        for method in METHODS:
+        for method in ("efficient", "naive"):
             if method == "naive" and logit_bytes > args.naive_max_gb * 2**30:
                 res[method] = {"skipped": f"not run: its logits alone need {logit_bytes / 2**30:.0f} GiB"}
                 continue
             res[method] = {**_spawn({**base, "method": method, "mode": "time"}),
                            **_spawn({**base, "method": method, "mode": "memory"})}
-        mm, ef, nv = res["matmul"], res["efficient"], res["naive"]
+        mm = _spawn({**base, "method": "matmul", "mode": "memory"})
+        ef, nv = res["efficient"], res["naive"]
         if "error" in ef or "error" in mm:
             print(f"| {na} | error: {ef.get('error') or mm.get('error')} |")
             continue
         naive_cells = (nv["skipped"], "") if "skipped" in nv else (
             (f"error: {nv['error']}", "") if "error" in nv else
-            (f"{nv['time']:.3f} s ({nv['time'] / mm['time']:.1f}x)",
+            (f"{nv['time']:.3f} s ({nv['ratio']:.1f}x)",
              f"{nv['peak'] / 2**20:.0f} MiB ({nv['peak'] / score_bytes:.1f}x)"))
-        print(f"| {na} | {(na - 1) * args.nc:,} | {score_bytes / 2**20:.0f} MiB | {mm['time']:.3f} s "
-              f"| {ef['time']:.3f} s | {ef['time'] / mm['time']:.2f}x "
+        print(f"| {na} | {(na - 1) * args.nc:,} | {score_bytes / 2**20:.0f} MiB | {ef['matmul']:.3f} s "
+              f"| {ef['time']:.3f} s | {ef['ratio']:.2f}x "
               f"| {ef['peak'] / 2**20:.0f} MiB ({ef['peak'] / score_bytes:.2f}x) "
-              f"| {(ef['peak'] - ef['grads']) / score_bytes:.2f}x "
+              f"| {ef['working'] / score_bytes:.2f}x "
               f"| {naive_cells[0]} | {naive_cells[1]} |", flush=True)
-        print(f"<!-- na={na} matmul peak {mm['peak'] / score_bytes:.2f}x score tensor; raw times "
-              f"matmul {mm['times']}, loss {ef['times']} -->", flush=True)
+        print(f"<!-- na={na}: bare product peak {mm['peak'] / score_bytes:.2f}x the score tensor; rounds "
+              f"(loss, product) s: {[(round(t, 3), round(m, 3)) for t, m in zip(ef['times'], ef['products'])]} -->",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import stabilise
+from mi_estimators.bounds.base import non_negative_option, positive_option, stabilise
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
 
@@ -68,12 +68,9 @@ def nce_candidates(nb: int, nc: int) -> int:
 
 
 def _check_options(penalty: float, clip: float | None, chunk_size: int | None) -> None:
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0 \
-            or not math.isfinite(penalty):
-        raise ValueError(f"penalty must be a finite number >= 0 (AMDIM uses 4e-2), got {penalty!r}")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                             or not clip > 0 or not math.isfinite(clip)):
-        raise ValueError(f"clip must be None or a positive number of nats (AMDIM uses 20), got {clip!r}")
+    non_negative_option("penalty", penalty, " (AMDIM uses 4e-2)")
+    if clip is not None:
+        positive_option("clip", clip, " of nats, or None (AMDIM uses 20)")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                    or chunk_size < 1):
         raise ValueError(f"chunk_size must be None (automatic) or a positive number of rows, got {chunk_size!r}")
@@ -183,7 +180,8 @@ def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tens
     ``d lse[i] / d s[i, j, c] = softmax over the negatives``; ``d s_pos[i, c] / d s[i, p(i), c] = 1``;
     both are chained through the soft clip; the penalty adds ``2 g_sq s``. The factor ``g_lse`` is
     folded into the exponent (``exp(s - lse + log|g_lse|)``) so that no subnormal number arises.
-    Written into ``out`` when given (same shape, the accumulation dtype).
+    Written into ``out`` when given (same shape, the accumulation dtype); ``out`` may be ``block``
+    itself unless the penalty term (which reads the raw scores last) is on.
     """
     x = block.to(_acc_dtype(block.dtype))
     floor = _exp_floor(x.dtype)
@@ -250,9 +248,11 @@ class _NCEFromScores(torch.autograd.Function):
 class _NCEFromFeatures(torch.autograd.Function):
     """Antecedents (na, d), consequents (nb, nc, d) -> same outputs as :class:`_NCEFromScores`.
 
-    The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass; the
-    gradients ``dL/da = G b`` and ``dL/db = G^T a`` are accumulated from chunk-sized blocks of
-    ``G = dL/ds`` (row blocks for ``a``, consequent blocks for ``b``), never the whole of ``G``.
+    The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass, which
+    turns it, one chunk of rows at a time, into ``G = dL/ds`` in place (the scores are not needed
+    afterwards) while accumulating ``dL/da = G b`` per row block; ``dL/db = G^T a`` then reads
+    ``G`` in consequent blocks. A second backward through the same graph (``retain_graph``)
+    recomputes the scores from the saved inputs first.
     """
 
     @staticmethod
@@ -261,30 +261,38 @@ class _NCEFromFeatures(torch.autograd.Function):
         scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
         s_pos, lse, sq = _forward_all(scores, pos, clip, rows, want_sq, owned=True)
         ctx.save_for_backward(a, b, pos, lse)
-        ctx.scores = scores                                # an intermediate: kept on ctx, never modified
+        ctx.scores = scores                                # an intermediate, overwritten by the backward
         ctx.clip, ctx.rows, ctx.want_sq = clip, rows, want_sq
         return s_pos, lse, sq
 
     @staticmethod
     def backward(ctx, g_pos, g_lse, g_sq):
         a, b, pos, lse = ctx.saved_tensors
-        scores, clip, g_sq = ctx.scores, ctx.clip, (g_sq if ctx.want_sq else None)
+        clip, g_sq = ctx.clip, (g_sq if ctx.want_sq else None)
         na, (nb, nc, d) = a.shape[0], b.shape
         b_flat = b.reshape(nb * nc, d)
-        grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_a = torch.empty_like(a)
-            for r0 in range(0, na, ctx.rows):
-                r1 = min(na, r0 + ctx.rows)
-                g = _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip)
-                torch.mm(g.reshape(r1 - r0, nb * nc).to(b.dtype), b_flat, out=grad_a[r0:r1])
+        scores, ctx.scores = ctx.scores, None
+        if scores is None:                                 # backward again through a retained graph
+            scores = (a @ b_flat.T).view(na, nb, nc)
+        in_place = g_sq is None and _acc_dtype(scores.dtype) == scores.dtype
+        grad_a = torch.empty_like(a) if ctx.needs_input_grad[0] else None
+        for r0 in range(0, na, ctx.rows):
+            r1 = min(na, r0 + ctx.rows)
+            block = scores[r0:r1]
+            g = _grad_block(block, pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip,
+                            out=block if in_place else None)
+            if not in_place:
+                block.copy_(g)                             # G (in the scores' dtype) replaces the scores
+            if grad_a is not None:
+                torch.mm(block.reshape(r1 - r0, nb * nc).to(b.dtype), b_flat, out=grad_a[r0:r1])
+        grad_b = None
         if ctx.needs_input_grad[1]:
+            grad = scores.view(na, nb * nc).to(a.dtype)
             grad_b = torch.empty_like(b_flat)
-            cons = max(1, (ctx.rows * nb) // na)          # consequents per block: same element budget
+            cons = max(1, (ctx.rows * nb) // na)          # consequents per product: same element budget
             for j0 in range(0, nb, cons):
                 j1 = min(nb, j0 + cons)
-                g = _grad_block(scores[:, j0:j1], pos, j0, lse, g_pos, g_lse, g_sq, clip)
-                torch.mm(g.reshape(na, (j1 - j0) * nc).to(a.dtype).T, a, out=grad_b[j0 * nc:j1 * nc])
+                torch.mm(grad[:, j0 * nc:j1 * nc].T, a, out=grad_b[j0 * nc:j1 * nc])
             grad_b = grad_b.view(nb, nc, d)
         return grad_a, grad_b, None, None, None, None
 
