@@ -26,24 +26,24 @@ def _random_images(n=64, size=28, channels=1, seed=0):
 @pytest.mark.skipif(not FMNIST.is_dir(), reason=f"Fashion-MNIST is not installed at {FMNIST} "
                     "(apt-get install dataset-fashion-mnist)")
 def test_loss_decreases_on_a_fashion_mnist_slice(tmp_path):
-    train = load_dataset("fashion-mnist", "train", limit=256)
+    train = load_dataset("fashion-mnist", "train", limit=192)
     test = load_dataset("fashion-mnist", "test", limit=100)
-    args = AMDIMTrainer.parse(TINY + ["--epochs", "4", "--batch-size", "32", "--lr", "3e-3",
+    args = AMDIMTrainer.parse(TINY + ["--epochs", "3", "--batch-size", "32", "--lr", "3e-3",
                                       "--locations-55", "2",
                                       "--schedule", "constant", "--no-online-probe",
                                       "--out", str(tmp_path / "run")])
     metrics = AMDIMTrainer.run(args, train=train, test=test)
     losses = [h["loss"] for h in metrics["history"]]
-    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     # chance level of the terms is log(1 + (N-1)L) ~ 6.3-7.3 nats at N = 32; training goes below
-    assert losses[-1] < losses[0] - 0.3, losses
+    assert losses[-1] < losses[0] - 0.5, losses
     assert 0.0 <= metrics["linear_probe_test_acc"] <= 1.0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["linear_probe_test_acc"] == metrics["linear_probe_test_acc"]
 
 
 def test_resume_continues_exactly(tmp_path):
-    data, test = _random_images(48), _random_images(16, seed=1)
+    data, test = _random_images(32), _random_images(16, seed=1)
     common = TINY + ["--batch-size", "16", "--schedule", "constant", "--lr", "1e-3", "--locations-55", "1"]
     straight = AMDIMTrainer.run(AMDIMTrainer.parse(common + ["--epochs", "2", "--out", str(tmp_path / "a")]),
                                 train=data, test=test)
@@ -52,7 +52,7 @@ def test_resume_continues_exactly(tmp_path):
     resumed = AMDIMTrainer.run(AMDIMTrainer.parse(common + ["--epochs", "2", "--resume",
                                                             "--out", str(tmp_path / "b")]),
                                train=data, test=test)
-    assert resumed["steps"] == straight["steps"] == 6
+    assert resumed["steps"] == straight["steps"] == 4
     assert resumed["history"][1]["loss"] == pytest.approx(straight["history"][1]["loss"], rel=1e-5)
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
