@@ -48,7 +48,7 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import non_negative_option, positive_option, stabilise
+from mi_estimators.bounds.base import non_negative_option, positive_option
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
 
@@ -140,32 +140,32 @@ def _exp_floor(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).tiny) + 20.0
 
 
-def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool, owned: bool = False):
+def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool, owned: bool,
+                   work: Tensor, spare: Tensor | None):
     """One chunk of rows: ``block`` (r, nb, nc) raw scores, ``pos`` (r,) positive consequents.
 
     Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of the
-    raw squared scores (0-dim; 0 unless ``want_sq``). ``owned``: the block may be modified
-    temporarily (it is restored before returning), saving a copy. A NaN or +inf anywhere in a row
-    makes its ``lse`` or positives non-finite, which the caller checks.
+    raw squared scores (0-dim; 0 unless ``want_sq``). ``work`` and ``spare`` are reusable buffers of
+    at least ``r`` rows in the accumulation dtype (``spare`` may be None when ``owned``: then the
+    block itself is modified temporarily and restored). A NaN or +inf anywhere in a row makes its
+    ``lse`` or positives non-finite, which the caller checks.
     """
-    x = block.to(_acc_dtype(block.dtype))
     r = block.shape[0]
-    flat = x.reshape(-1)
-    sq = torch.dot(flat, flat) if want_sq else x.new_zeros(())
     rows = torch.arange(r, device=block.device)
     restore = None                                       # the negatives' log-sum-exp works on ``neg``
-    if clip is not None:
-        neg = stabilise(x, clip)                         # a new (r, nb, nc) tensor
-    elif x.data_ptr() != block.data_ptr():
-        neg = x                                          # already our own upcast copy
-    elif owned:
-        neg, restore = x, x[rows, pos].clone()
+    if spare is None:
+        neg = block
+        restore = block[rows, pos].clone()
     else:
-        neg = x.clone()
+        neg = spare[:r].copy_(block)                     # our own copy (upcast when needed)
+    flat = neg.reshape(-1)
+    sq = torch.dot(flat, flat) if want_sq else neg.new_zeros(())
+    if clip is not None:
+        neg.div_(clip).tanh_().mul_(clip)                # AMDIM's soft clip, after the penalty's s^2
     s_pos = neg[rows, pos].clone()                       # (r, nc)
     neg[rows, pos] = -math.inf                           # the positives' own consequent is no negative
     shift = neg.reshape(r, -1).amax(dim=1)               # (r,): the seed's sshift, over negatives only
-    terms = torch.sub(neg, shift[:, None, None]).clamp_(min=_exp_floor(neg.dtype)).exp_()
+    terms = torch.sub(neg, shift[:, None, None], out=work[:r]).clamp_(min=_exp_floor(neg.dtype)).exp_()
     terms[rows, pos] = 0.0
     lse = terms.reshape(r, -1).sum(dim=1).log_().add_(shift)   # (r,)
     if restore is not None:
@@ -207,15 +207,19 @@ def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tens
 
 
 def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, want_sq: bool, owned: bool = False):
-    """Loop :func:`_forward_block` over chunks of ``rows`` antecedents."""
-    na = scores.shape[0]
+    """Loop :func:`_forward_block` over chunks of ``rows`` antecedents, reusing two chunk buffers."""
+    na, nb, nc = scores.shape
     acc = _acc_dtype(scores.dtype)
-    s_pos = scores.new_empty((na, scores.shape[2]), dtype=acc)
+    s_pos = scores.new_empty((na, nc), dtype=acc)
     lse = scores.new_empty((na,), dtype=acc)
     sq = scores.new_zeros((), dtype=acc)
+    work = scores.new_empty((min(rows, na), nb, nc), dtype=acc)
+    in_place = owned and clip is None and acc == scores.dtype
+    spare = None if in_place else torch.empty_like(work)
     for r0 in range(0, na, rows):
         r1 = min(na, r0 + rows)
-        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, owned)
+        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, in_place,
+                                                     work, spare)
         sq += q
     if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and torch.isfinite(sq)):
         raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
@@ -250,8 +254,7 @@ class _NCEFromFeatures(torch.autograd.Function):
 
     The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass, which
     turns it, one chunk of rows at a time, into ``G = dL/ds`` in place (the scores are not needed
-    afterwards) while accumulating ``dL/da = G b`` per row block; ``dL/db = G^T a`` then reads
-    ``G`` in consequent blocks. A second backward through the same graph (``retain_graph``)
+    afterwards); then ``dL/da = G b`` and ``dL/db = G^T a`` (in consequent blocks). A second backward through the same graph (``retain_graph``)
     recomputes the scores from the saved inputs first.
     """
 
@@ -275,21 +278,21 @@ class _NCEFromFeatures(torch.autograd.Function):
         if scores is None:                                 # backward again through a retained graph
             scores = (a @ b_flat.T).view(na, nb, nc)
         in_place = g_sq is None and _acc_dtype(scores.dtype) == scores.dtype
-        grad_a = torch.empty_like(a) if ctx.needs_input_grad[0] else None
-        for r0 in range(0, na, ctx.rows):
+        for r0 in range(0, na, ctx.rows):               # chunks bound the temporaries only
             r1 = min(na, r0 + ctx.rows)
             block = scores[r0:r1]
             g = _grad_block(block, pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip,
                             out=block if in_place else None)
             if not in_place:
                 block.copy_(g)                             # G (in the scores' dtype) replaces the scores
-            if grad_a is not None:
-                torch.mm(block.reshape(r1 - r0, nb * nc).to(b.dtype), b_flat, out=grad_a[r0:r1])
-        grad_b = None
+        grad = scores.view(na, nb * nc)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = grad.to(b.dtype) @ b_flat             # one whole product: chunking it streams b again
         if ctx.needs_input_grad[1]:
-            grad = scores.view(na, nb * nc).to(a.dtype)
+            grad = grad.to(a.dtype)
             grad_b = torch.empty_like(b_flat)
-            cons = max(1, (ctx.rows * nb) // na)          # consequents per product: same element budget
+            cons = max(1, (ctx.rows * nb) // na)          # consequents per product
             for j0 in range(0, nb, cons):
                 j1 = min(nb, j0 + cons)
                 torch.mm(grad[:, j0 * nc:j1 * nc].T, a, out=grad_b[j0 * nc:j1 * nc])
