@@ -141,6 +141,7 @@ class AMDIMEncoder(nn.Module):
                                    nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.relu = nn.ReLU()
         self.channels = {"f1": n_rkhs, "f5": 8 * ndf, "f7": (4 if self.small else 8) * ndf}
+        self.default_local = "f7"  # the map a single-scale trainer (DIM) uses
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

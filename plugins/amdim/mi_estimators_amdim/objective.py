@@ -13,7 +13,7 @@ each in both directions (x¹→x² and x²→x¹) and averaged over the two:
 * **5→5**: every location ``l`` of φ5(f5(x¹)) is an antecedent on its own (the views are not
   spatially aligned after random crops, so there is no "same location" to pair with); its
   positives are all locations of φ5(f5(x²)) of the same image, its negatives all locations of the
-  other images. The paper's code samples one random location per image; we use all of them, which
+  other images. The authors' released code samples one random location per image; we use all, which
   is the average of that estimator over the location. The fused path scores a chunk of
   antecedent locations at once, ``(B·k, B_global, n5)`` scores with the positive of row
   ``(i, l)`` at consequent ``i`` (``pos_index`` of :func:`mi_estimators.nce.nce_terms`); chunks

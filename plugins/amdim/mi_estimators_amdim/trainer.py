@@ -59,8 +59,8 @@ class AMDIMObjective(nn.Module):
         channels = {name: shapes[key][0] for name, key in self.scales.items()}
         self.nce = MultiscaleNCE(channels, n_rkhs, **nce_options)
         self.channels_last = channels_last
-        if channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
+        if channels_last:  # encoder and heads: parameters and their gradients share one layout (DDP)
+            self.to(memory_format=torch.channels_last)
 
     def encode(self, x: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """(the encoder's own outputs, the same renamed to f1/f5/f7)."""
