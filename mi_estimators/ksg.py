@@ -14,7 +14,7 @@ neural estimates in the validation report.
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> x = rng.normal(size=(2000, 1)); y = 0.8 * x + 0.6 * rng.normal(size=(2000, 1))
->>> abs(ksg_mi(x, y) - (-0.5 * np.log(1 - 0.8**2))) < 0.05
+>>> bool(abs(ksg_mi(x, y) - (-0.5 * np.log(1 - 0.8**2))) < 0.05)
 True
 """
 

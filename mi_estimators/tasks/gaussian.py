@@ -111,7 +111,7 @@ class GaussianTask(Task):
     @property
     def mi(self) -> float:
         dx = self.x_dim
-        return 0.5 * (_logdet(self.cov[:dx, :dx]) + _logdet(self.cov[dx:, dx:]) - _logdet(self.cov))
+        return float(0.5 * (_logdet(self.cov[:dx, :dx]) + _logdet(self.cov[dx:, dx:]) - _logdet(self.cov)))
 
     def _sample(self, n, rng):
         z = rng.standard_normal((n, self.cov.shape[0])) @ self._chol.T

@@ -83,8 +83,8 @@ class StudentTTask(Task):
     def gaussian_mi(self) -> float:
         """The Gaussian term ½ log(det Σ_XX det Σ_YY / det Σ)."""
         dx, s = self.x_dim, self.dispersion
-        return 0.5 * (np.linalg.slogdet(s[:dx, :dx])[1] + np.linalg.slogdet(s[dx:, dx:])[1]
-                      - np.linalg.slogdet(s)[1])
+        return float(0.5 * (np.linalg.slogdet(s[:dx, :dx])[1] + np.linalg.slogdet(s[dx:, dx:])[1]
+                            - np.linalg.slogdet(s)[1]))
 
     @property
     def mi(self) -> float:

@@ -46,7 +46,7 @@ class AdditiveUniformTask(Task):
 
     @property
     def mi(self) -> float:
-        return self.x_dim * additive_uniform_mi(self.eps)
+        return float(self.x_dim * additive_uniform_mi(self.eps))
 
     def _sample(self, n, rng):
         x = rng.uniform(0.0, 1.0, size=(n, self.x_dim))
