@@ -82,6 +82,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--image-size", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--pairs", default="1-7,1-5,5-5", help="NCE terms, as the trainer's --pairs")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None, help="also write the results here")
@@ -93,7 +94,7 @@ def main() -> None:
         torch.manual_seed(0)
         enc = AMDIMEncoder(a.channels, a.image_size, ndf=a.ndf, n_rkhs=a.n_rkhs, n_depth=a.n_depth)
         return AMDIMObjective(enc, feature_shapes(enc, a.channels, a.image_size), n_rkhs=a.n_rkhs,
-                              channels_last=channels_last)
+                              channels_last=channels_last, pairs=a.pairs.split(","))
 
     fast, plain = build(True), build(False)
     x1 = torch.rand(a.batch_size, a.channels, a.image_size, a.image_size)
@@ -122,7 +123,8 @@ def main() -> None:
     result = {"config": vars(a), "median_s": med, "images_per_s": rate,
               "speedup": med["baseline"] / med["amdim"]}
     print(f"AMDIM step, {a.batch_size} images of {a.channels}x{a.image_size}x{a.image_size}, ndf={a.ndf}, "
-          f"n_rkhs={a.n_rkhs}, n_depth={a.n_depth}, {a.threads} thread(s), median of {a.repeats}")
+          f"n_rkhs={a.n_rkhs}, n_depth={a.n_depth}, pairs {a.pairs}, {a.threads} thread(s), "
+          f"median of {a.repeats}")
     print("| step | s / step | images / s |\n|---|---|---|")
     for k in steps:
         print(f"| {k} | {med[k]:.3f} | {rate[k]:.1f} |")

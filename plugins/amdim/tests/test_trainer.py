@@ -11,6 +11,7 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.training import ImageData, load_dataset
+from mi_estimators_amdim.probe_checkpoint import probe_checkpoint
 from mi_estimators_amdim.trainer import AMDIMObjective, AMDIMTrainer, resolve_scales
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -29,7 +30,7 @@ def test_loss_decreases_on_a_fashion_mnist_slice(tmp_path):
     train = load_dataset("fashion-mnist", "train", limit=192)
     test = load_dataset("fashion-mnist", "test", limit=100)
     args = AMDIMTrainer.parse(TINY + ["--epochs", "3", "--batch-size", "32", "--lr", "3e-3",
-                                      "--locations-55", "2",
+                                      "--locations-55", "2", "--limit", "192", "--test-limit", "100",
                                       "--schedule", "constant", "--no-online-probe",
                                       "--out", str(tmp_path / "run")])
     metrics = AMDIMTrainer.run(args, train=train, test=test)
@@ -40,6 +41,11 @@ def test_loss_decreases_on_a_fashion_mnist_slice(tmp_path):
     assert 0.0 <= metrics["linear_probe_test_acc"] <= 1.0
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["linear_probe_test_acc"] == metrics["linear_probe_test_acc"]
+    # probing the checkpoint again on the run's own features reproduces the trainer's figure
+    again = probe_checkpoint(tmp_path / "run", "global")
+    assert again["linear_probe_test_acc"] == pytest.approx(metrics["linear_probe_test_acc"], abs=1e-6)
+    assert again["probe_train_images"] == 192 and again["probe_test_images"] == 100
+    assert probe_checkpoint(tmp_path / "run", "global,f5")["probe_dim"] == 32 + 32 * 25
 
 
 def test_resume_continues_exactly(tmp_path):
