@@ -44,7 +44,7 @@ __all__ = ["BoundSet", "QUICK", "FULL", "StaircaseResult", "TaskResult", "add_ar
            "resolve_bounds", "run_staircase", "run_task", "run_validation", "staircase_table", "train_stacked"]
 
 #: the quick grid: a short staircase (separable critic) and four tasks, one per family
-QUICK = dict(critics=("separable",), staircase_steps=200, task_steps=400, task_hidden=64, eval_batches=10,
+QUICK = dict(critics=("separable",), staircase_steps=150, task_steps=300, task_hidden=64, eval_batches=10,
              tasks=("gauss-5x5-mi2", "cubic-gauss-1x1-mi0.5", "student-t-2x2-df2", "uniform-eps0.1"))
 #: the full-size grid: Poole et al.'s staircase with both critics, every registered task
 FULL = dict(critics=("separable", "concat"), staircase_steps=4000, task_steps=3000, task_hidden=128,
@@ -195,7 +195,7 @@ def write_report(report: dict[str, Any], stair_results: list[StaircaseResult], t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="a short grid (a few minutes on 2 CPU cores): staircase with 200 steps per level, 4 tasks")
+                        help="a short grid (a few minutes on 2 CPU cores): staircase with 150 steps per level, 4 tasks")
     parser.add_argument("--bounds", nargs="+", metavar="NAME",
                         help="bounds to validate (names or fnmatch patterns; default: every registered bound)")
     parser.add_argument("--tasks", nargs="*", metavar="TASK",
