@@ -155,8 +155,8 @@ def test_random_55_locations_estimate_the_all_locations_average():
     with torch.no_grad():
         exact = float(full(f1, f2)[0])
     with torch.no_grad():
-        draws = torch.tensor([float(sampled(f1, f2)[0]) for _ in range(120)])
-    assert abs(float(draws.mean()) - exact) < 4 * float(draws.std()) / 120 ** 0.5 + 1e-6
+        draws = torch.tensor([float(sampled(f1, f2)[0]) for _ in range(60)])
+    assert abs(float(draws.mean()) - exact) < 4 * float(draws.std()) / 60 ** 0.5 + 1e-6
     assert float(draws.std()) > 0  # it does sample
     every = MultiscaleNCE({"f5": 10}, n_rkhs=16, pairs=("5-5",), locations_55=9)
     every.load_state_dict(full.state_dict())
