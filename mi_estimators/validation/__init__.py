@@ -206,10 +206,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-steps", type=int, help="training steps per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, ...")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: the critics are small, and extra threads only "
+                             "wait on each other on a busy machine)")
     parser.add_argument("--out", default="out/validation", help="folder for report.md, results.json and PNGs")
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     cfg = dict(QUICK if args.quick else FULL)
     if args.tasks is not None:
         cfg["tasks"] = tuple(args.tasks)
