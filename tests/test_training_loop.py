@@ -187,6 +187,12 @@ def test_epochs_zero_probes_initialisation_and_eval_only(toy, tmp_path):
     _run(toy, tmp_path / "trained", "--epochs", "1")
     m = _run(toy, tmp_path / "trained", "--eval-only")
     assert m["steps"] == 6 and "linear_probe_test_acc" in m
+    m = _run(toy, tmp_path / "trained", "--eval-only", "--probe-features", "global,local")
+    assert m["probe_dim"] == 16 + 8 * 4 * 4
+    assert '"global,local"' in (tmp_path / "trained" / "eval-metrics.json").read_text()
+    assert '"probe_features": "global"' in (tmp_path / "trained" / "metrics.json").read_text()
+    with pytest.raises(ValueError, match="other --probe-features"):
+        _run(toy, tmp_path / "trained", "--resume", "--probe-features", "local")
 
 
 def test_third_party_encoder_by_name(toy, tmp_path):

@@ -60,7 +60,8 @@ What the loop does (:class:`Trainer`)
 * At the end: linear probe (softmax regression on frozen, standardised features of the train
   split, accuracy on the test split; ``--knn K`` adds k-NN accuracy), printed and written with the
   config and per-epoch history to ``OUT/metrics.json``. ``--epochs 0`` probes the encoder at
-  initialisation; ``--eval-only`` probes the checkpoint in ``--out``.
+  initialisation; ``--eval-only`` probes the checkpoint in ``--out`` (any ``--probe-features``) and writes
+  ``OUT/eval-metrics.json``.
 
 Encoder contract (:mod:`mi_estimators.training.encoders`)
 ----------------------------------------------------------

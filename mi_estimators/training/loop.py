@@ -338,7 +338,8 @@ class Trainer:
                         "history": self.history, "config": vars(a)})
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "metrics.json", "w") as fh:
+            name = "eval-metrics.json" if a.eval_only else "metrics.json"  # keep the training run's record
+            with open(self.out / name, "w") as fh:
                 json.dump(metrics, fh, indent=2, default=str)
         if self.dist.enabled:
             dist.barrier()
@@ -446,7 +447,23 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        self.module.load_state_dict(state["model"])
+        model = state["model"]
+        own = self.module.state_dict()
+        stale = [k for k in model if k.startswith("probe.") and (k not in own or own[k].shape != model[k].shape)]
+        if stale or any(k.startswith("probe.") for k in own) != any(k.startswith("probe.") for k in model):
+            # the online probe was trained on other --probe-features (or was off): fine for
+            # --eval-only, which only needs the objective; a resumed run would mix optimiser states
+            if not self.args.eval_only:
+                raise ValueError(f"{path} was trained with other --probe-features / --online-probe "
+                                 f"settings ({state['config'].get('probe_features')!r}); resume with the same "
+                                 "ones, or use --eval-only to probe other features")
+            model = {k: v for k, v in model.items() if not k.startswith("probe.")}
+            model.update({k: v for k, v in own.items() if k.startswith("probe.")})
+        self.module.load_state_dict(model)
+        if self.args.eval_only:
+            self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
+            self.log(f"loaded {path}: epoch {self.epoch}, step {self.step}")
+            return
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = state["step"], state["epoch"]
