@@ -82,6 +82,11 @@ process); ``rank_offset(B)`` = ``rank * B``. Either gather both sides and score 
 ``nce_loss(scores, pos_offset=rank_offset(B))``. Both give the loss and gradients of one process
 holding the global batch.
 
+Critic heads (:mod:`mi_estimators.training.heads`)
+---------------------------------------------------
+``EmbedHead(n_in, n_out, hidden, spatial=)``: the residual MLP ``W2 ReLU(W1 x) + P x`` that both
+trainers' encode-and-dot-product critics embed features with (1x1 convolutions when ``spatial``).
+
 Data (:mod:`mi_estimators.training.data`), augmentation (:mod:`~mi_estimators.training.augment`),
 probes (:mod:`~mi_estimators.training.probe`), checkpoints (:mod:`~mi_estimators.training.checkpoint`)
 -------------------------------------------------------------------------------------------------
@@ -106,6 +111,7 @@ from mi_estimators.training.data import (
 )
 from mi_estimators.training.distributed import gather_with_grad, rank_offset
 from mi_estimators.training.encoders import build_encoder, check_features, feature_shapes, local_maps
+from mi_estimators.training.heads import EmbedHead
 from mi_estimators.training.loop import (
     CHECKPOINT_NAME,
     Trainer,
@@ -121,7 +127,7 @@ __all__ = [
     "capture_rng", "load_checkpoint", "restore_rng", "save_atomic",
     "DATASETS", "DatasetNotFoundError", "EpochBatches", "ImageData", "as_float", "load_dataset", "read_idx",
     "gather_with_grad", "rank_offset",
-    "build_encoder", "check_features", "feature_shapes", "local_maps",
+    "build_encoder", "check_features", "feature_shapes", "local_maps", "EmbedHead",
     "CHECKPOINT_NAME", "Trainer", "TrainingDivergedError", "add_common_arguments", "parse_options",
     "select_features",
     "OnlineProbe", "extract_features", "knn_accuracy", "linear_probe",

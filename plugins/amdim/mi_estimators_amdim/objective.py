@@ -62,39 +62,13 @@ from torch import Tensor, nn
 
 from mi_estimators import registry
 from mi_estimators.bounds.base import stabilise
+from mi_estimators.training import EmbedHead
 
-__all__ = ["MultiscaleNCE", "PAIRS", "ConvHead", "MLPHead", "scores_of"]
+__all__ = ["MultiscaleNCE", "PAIRS", "scores_of"]
 
 #: the (antecedent, consequent) feature pairs AMDIM uses, by name
 PAIRS = {"1-7": ("f1", "f7"), "1-5": ("f1", "f5"), "5-5": ("f5", "f5")}
 DEFAULT_BOUND = "infonce"
-
-
-class MLPHead(nn.Module):
-    """φ1: ``x ↦ W2 ReLU(W1 x) + P x`` — a residual 2-layer MLP from f1 to ``n_out`` dims."""
-
-    def __init__(self, n_in: int, n_out: int, hidden: int | None = None):
-        super().__init__()
-        hidden = hidden or n_out
-        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, n_out))
-        self.proj = nn.Linear(n_in, n_out, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.mlp(x) + self.proj(x)
-
-
-class ConvHead(nn.Module):
-    """φ5 / φ7: the same residual MLP applied at every location (1×1 convolutions)."""
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Conv2d(n_in, n_out, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(n_out, n_out, 1))
-        self.proj = nn.Conv2d(n_in, n_out, 1, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.mlp(x) + self.proj(x)
 
 
 def scores_of(antecedents: Tensor, consequents: Tensor) -> Tensor:
@@ -181,10 +155,10 @@ class MultiscaleNCE(nn.Module):
             self.bound = registry.get(bound, **(bound_options or {}))
         self.heads = nn.ModuleDict()
         if "f1" in needed:
-            self.heads["f1"] = MLPHead(channels["f1"], n_rkhs * mixture)
+            self.heads["f1"] = EmbedHead(channels["f1"], n_rkhs * mixture)
         for name in ("f5", "f7"):
             if name in needed:
-                self.heads[name] = ConvHead(channels[name], n_rkhs)
+                self.heads[name] = EmbedHead(channels[name], n_rkhs, spatial=True)
 
     # -- one direction of one term -------------------------------------------------------------
     def _fused(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:

@@ -33,34 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mi_estimators.training import Trainer, gather_with_grad, local_maps
+from mi_estimators.training import EmbedHead, Trainer, gather_with_grad, local_maps
 
-__all__ = ["DIMTrainer", "DIMObjective", "MLPEmbed", "ConvEmbed", "PriorDiscriminator"]
+#: hidden units of the critics' embedding heads (the paper's appendix A.2)
+HIDDEN = 512
 
-
-class MLPEmbed(nn.Module):
-    """``x -> Linear-ReLU-Linear(x) + Linear(x)`` on vectors ``(B, D) -> (B, E)``."""
-
-    def __init__(self, d_in: int, d_out: int, hidden: int = 512) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, d_out))
-        self.shortcut = nn.Linear(d_in, d_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.flatten(1)
-        return self.net(x) + self.shortcut(x)
-
-
-class ConvEmbed(nn.Module):
-    """The same with 1x1 convolutions, on every location of a map: ``(B, C, H, W) -> (B, E, H*W)``."""
-
-    def __init__(self, c_in: int, d_out: int, hidden: int = 512) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(c_in, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, d_out, 1))
-        self.shortcut = nn.Conv2d(c_in, d_out, 1)
-
-    def forward(self, m: Tensor) -> Tensor:
-        return (self.net(m) + self.shortcut(m)).flatten(2)
+__all__ = ["DIMTrainer", "DIMObjective", "PriorDiscriminator"]
 
 
 class PriorDiscriminator(nn.Module):
@@ -100,15 +78,17 @@ class DIMObjective(nn.Module):
         dim = shapes["global"][0]
         c, h, w = shapes[local_key]
         if beta > 0:
-            self.local_y, self.local_m = MLPEmbed(dim, embed_dim), ConvEmbed(c, embed_dim)
+            self.local_y = EmbedHead(dim, embed_dim, HIDDEN)
+            self.local_m = EmbedHead(c, embed_dim, HIDDEN, spatial=True)
         if alpha > 0:
-            self.global_y, self.global_m = MLPEmbed(dim, embed_dim), MLPEmbed(c * h * w, embed_dim)
+            self.global_y = EmbedHead(dim, embed_dim, HIDDEN)
+            self.global_m = EmbedHead(c * h * w, embed_dim, HIDDEN)
         if gamma > 0:
             self.discriminator = PriorDiscriminator(dim)
 
     def local_scores(self, y: Tensor, m: Tensor) -> Tensor:
         u = gather_with_grad(self.local_y(y))  # (N, E)
-        v = gather_with_grad(self.local_m(m))  # (N, E, L)
+        v = gather_with_grad(self.local_m(m).flatten(2))  # (N, E, L)
         return torch.einsum("ie,jel->ijl", u, v)  # (N, N, L)
 
     def global_scores(self, y: Tensor, m: Tensor) -> Tensor:

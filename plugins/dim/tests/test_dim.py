@@ -57,7 +57,7 @@ def test_scores_match_naive_loops():
             for loc in (0, 13, 48):
                 r, c = divmod(loc, 7)
                 col = m[j, :, r, c][None, :, None, None]
-                v_loc = (obj.local_m.net(col) + obj.local_m.shortcut(col))[0, :, 0, 0]
+                v_loc = (obj.local_m.mlp(col) + obj.local_m.proj(col))[0, :, 0, 0]
                 torch.testing.assert_close(local[i, j, loc], u_loc @ v_loc, rtol=1e-4, atol=1e-4)
 
 
