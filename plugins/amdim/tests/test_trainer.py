@@ -11,7 +11,6 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.training import ImageData, load_dataset
-from mi_estimators_amdim.probe_checkpoint import probe_checkpoint
 from mi_estimators_amdim.trainer import AMDIMObjective, AMDIMTrainer, resolve_scales
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -29,10 +28,10 @@ def _random_images(n=64, size=28, channels=1, seed=0):
 def test_loss_decreases_on_a_fashion_mnist_slice(tmp_path):
     train = load_dataset("fashion-mnist", "train", limit=192)
     test = load_dataset("fashion-mnist", "test", limit=100)
-    args = AMDIMTrainer.parse(TINY + ["--epochs", "3", "--batch-size", "32", "--lr", "3e-3",
-                                      "--locations-55", "2", "--limit", "192", "--test-limit", "100",
-                                      "--schedule", "constant", "--no-online-probe",
-                                      "--out", str(tmp_path / "run")])
+    argv = TINY + ["--epochs", "3", "--batch-size", "32", "--lr", "3e-3", "--locations-55", "2",
+                   "--limit", "192", "--test-limit", "100", "--schedule", "constant", "--no-online-probe",
+                   "--out", str(tmp_path / "run")]
+    args = AMDIMTrainer.parse(argv)
     metrics = AMDIMTrainer.run(args, train=train, test=test)
     losses = [h["loss"] for h in metrics["history"]]
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
@@ -42,9 +41,13 @@ def test_loss_decreases_on_a_fashion_mnist_slice(tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["linear_probe_test_acc"] == metrics["linear_probe_test_acc"]
     # probing the checkpoint again on the run's own features reproduces the trainer's figure
-    again = probe_checkpoint(tmp_path / "run", "global")
+    again = AMDIMTrainer.run(AMDIMTrainer.parse(argv + ["--eval-only", "--probe-features", "global"]),
+                             train=train, test=test)
     assert again["linear_probe_test_acc"] == pytest.approx(metrics["linear_probe_test_acc"], abs=1e-6)
-    assert again["probe_train_images"] == 192 and again["probe_test_images"] == 100
+    # ... and other features of the same checkpoint can be probed too
+    f5 = AMDIMTrainer.run(AMDIMTrainer.parse(argv + ["--eval-only", "--probe-features", "f5"]),
+                          train=train, test=test)
+    assert 0.0 <= f5["linear_probe_test_acc"] <= 1.0
 
 
 def test_resume_continues_exactly(tmp_path):
