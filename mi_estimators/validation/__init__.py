@@ -44,7 +44,7 @@ __all__ = ["BoundSet", "QUICK", "FULL", "StaircaseResult", "TaskResult", "add_ar
            "resolve_bounds", "run_staircase", "run_task", "run_validation", "staircase_table", "train_stacked"]
 
 #: the quick grid: a short staircase (separable critic) and four tasks, one per family
-QUICK = dict(critics=("separable",), staircase_steps=150, task_steps=300, task_hidden=64, eval_batches=10,
+QUICK = dict(critics=("separable",), staircase_steps=200, task_steps=400, task_hidden=64, eval_batches=10,
              tasks=("gauss-5x5-mi2", "cubic-gauss-1x1-mi0.5", "student-t-2x2-df2", "uniform-eps0.1"))
 #: the full-size grid: Poole et al.'s staircase with both critics, every registered task
 FULL = dict(critics=("separable", "concat"), staircase_steps=4000, task_steps=3000, task_hidden=128,
@@ -110,11 +110,23 @@ def run_validation(bounds: Sequence[str] | None = None, tasks: Sequence[str] = Q
     return report
 
 
+def _pm(mean: float, sd: float, signed: bool = False) -> str:
+    """``mean ± sd``; diverged values (|x| >= 1e4) in scientific notation so tables stay narrow."""
+    def one(v: float, sign: bool) -> str:
+        if v != v:
+            return "nan"
+        if abs(v) >= 1e4:
+            return f"{v:+.1e}" if sign else f"{v:.1e}"
+        return f"{v:+.2f}" if sign else f"{v:.2f}"
+
+    return f"{one(mean, signed)} ± {one(sd, False)}"
+
+
 def _staircase_wide(table: list[dict[str, Any]], levels: Sequence[float]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for r in table:
         row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-        row[f"I={r['mi']:g}"] = f"{r['bias']:+.2f} ± {r['sd']:.2f}"
+        row[f"I={r['mi']:g}"] = _pm(r["bias"], r["sd"], signed=True)
     return list(rows.values())
 
 
@@ -123,7 +135,7 @@ def _tasks_wide(task_reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for t in task_reports:
         for r in t["rows"]:
             row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-            row[f"{t['task']} ({t['mi']:.2f})"] = f"{r['estimate']:.2f} ± {r['sd']:.2f}"
+            row[f"{t['task']} ({t['mi']:.2f})"] = _pm(r["estimate"], r["sd"])
     return list(rows.values())
 
 
@@ -195,7 +207,7 @@ def write_report(report: dict[str, Any], stair_results: list[StaircaseResult], t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="a short grid (a few minutes on 2 CPU cores): staircase with 150 steps per level, 4 tasks")
+                        help="a short grid (a few minutes on 2 CPU cores): staircase with 200 steps per level, 4 tasks")
     parser.add_argument("--bounds", nargs="+", metavar="NAME",
                         help="bounds to validate (names or fnmatch patterns; default: every registered bound)")
     parser.add_argument("--tasks", nargs="*", metavar="TASK",

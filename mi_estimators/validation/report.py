@@ -13,7 +13,9 @@ __all__ = ["markdown_table", "plot_staircase", "plot_tasks", "text_table"]
 
 def _fmt(v: Any, digits: int = 2) -> str:
     if isinstance(v, float):
-        return "nan" if not math.isfinite(v) else f"{v:.{digits}f}"
+        if not math.isfinite(v):
+            return "nan"
+        return f"{v:.2e}" if abs(v) >= 1e4 else f"{v:.{digits}f}"
     return str(v)
 
 
