@@ -43,7 +43,7 @@ __all__ = [
 def __getattr__(name: str):
     # estimate() pulls in the training loop; import it on first use only.
     if name == "estimate":
-        from mi_estimators.estimate import estimate
+        from mi_estimators.estimation import estimate
 
         return estimate
     raise AttributeError(f"module 'mi_estimators' has no attribute {name!r}")

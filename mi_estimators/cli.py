@@ -4,7 +4,7 @@ Each sub-command's options live beside the code it runs:
 
 * ``list``      here (reads the registry).
 * ``validate``  :mod:`mi_estimators.validation` (``add_arguments`` / ``main``).
-* ``estimate``  :mod:`mi_estimators.estimate` (``add_arguments`` / ``main``).
+* ``estimate``  :mod:`mi_estimators.estimation` (``add_arguments`` / ``main``).
 * ``train NAME`` the trainer registered as ``NAME`` (kind ``trainers``): its object provides
   ``add_arguments(parser)`` and ``run(args) -> dict`` (see :mod:`mi_estimators.training`).
 """
@@ -96,7 +96,7 @@ def _main(argv: list[str]) -> int:
 
     for command, module, help_ in (
         ("validate", "mi_estimators.validation", "every registered bound against closed-form MI"),
-        ("estimate", "mi_estimators.estimate", "estimate I(X;Y) from two arrays (.npy/.npz/.csv)"),
+        ("estimate", "mi_estimators.estimation", "estimate I(X;Y) from two arrays (.npy/.npz/.csv)"),
     ):
         p = sub.add_parser(command, help=help_)
         if argv and argv[0] == command:  # import a sub-command's module only when it runs

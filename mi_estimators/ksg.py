@@ -32,7 +32,7 @@ def ksg_mi(x, y, k: int = 3, standardize: bool = True, jitter: float = 1e-10, se
     input is one column. ``standardize`` scales every column to unit variance (the max-norm is
     not scale-free); ``jitter`` adds tiny noise (relative to unit scale) to break ties in
     discrete-valued data, as Kraskov et al. recommend."""
-    from mi_estimators.estimate import as_array
+    from mi_estimators.estimation import as_array
 
     x, y = as_array(x, "x"), as_array(y, "y")
     if x.shape[0] != y.shape[0]:

@@ -10,7 +10,7 @@ import torch
 import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.critics import ConcatCritic, SeparableCritic
-from mi_estimators.estimate import as_array, evaluate_held_out, load_array, score_matrix
+from mi_estimators.estimation import as_array, evaluate_held_out, load_array, score_matrix
 
 FAST = dict(steps=60, eval_every=20, critic_options={"hidden": 16}, batch_size=64)
 
@@ -139,3 +139,12 @@ def test_cli_estimate(tmp_path, capsys, gauss):
     assert cli.main(["estimate", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--steps", "40",
                      "--bound", "nwj"]) == 0
     assert "nats" in capsys.readouterr().out
+
+
+def test_estimate_stays_the_function_after_its_module_is_imported():
+    import importlib
+
+    importlib.import_module("mi_estimators.estimation")
+    from mi_estimators.estimation import estimate
+
+    assert mie.estimate is estimate and callable(mie.estimate)

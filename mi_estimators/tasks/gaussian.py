@@ -24,7 +24,13 @@ def rho_for_mi(mi: float, d: int) -> float:
     """The correlation ρ giving ``mi`` nats over ``d`` independent pairs: ρ = sqrt(1 − e^{−2 mi/d})."""
     if not mi >= 0 or not math.isfinite(mi):
         raise ValueError(f"mi must be a finite number of nats >= 0, got {mi!r}")
-    return math.sqrt(-math.expm1(-2.0 * mi / d))
+    rho = math.sqrt(-math.expm1(-2.0 * mi / d))
+    if rho >= 1.0:  # 1 - rho^2 = e^(-2 mi / d) is below float64 resolution (about 18 nats a pair)
+        raise ValueError(
+            f"{mi:g} nats over d = {d} pairs is {mi / d:.3g} nats a pair: the correlation rounds to 1 "
+            f"in float64 (the limit is about 18 nats a pair); use d >= {math.ceil(mi / 15)} pairs"
+        )
+    return rho
 
 
 def _logdet(a: np.ndarray) -> float:

@@ -490,15 +490,3 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(result)
     return 0
-
-
-class _CallableModule(type(sys)):
-    """Importing this submodule binds ``mi_estimators.estimate`` to the *module* (the import
-    system sets the package attribute after ``__getattr__`` has returned the function); making
-    the module callable keeps ``mi_estimators.estimate(x, y)`` working either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> EstimateResult:
-        return estimate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
