@@ -24,7 +24,9 @@ demo: $(STAMP)
 	$(VENV)/bin/mi-estimators list
 	$(VENV)/bin/mi-estimators validate --quick --out out/validation
 
+# The docstring examples (>>>) of the core and both plugins, then the test suite.
 test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules mi_estimators plugins/dim/mi_estimators_dim plugins/amdim/mi_estimators_amdim
 	$(PY) -m pytest -n 2 --hypothesis-profile=ci
 
 bench: $(STAMP)
