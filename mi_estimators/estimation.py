@@ -46,9 +46,10 @@ from scipy import stats
 from torch import Tensor, nn
 
 from mi_estimators import registry
+from mi_estimators.device import resolve_device
 
 __all__ = ["EstimateResult", "MIN_SAMPLES", "add_arguments", "as_array", "build_bounds", "estimate",
-           "evaluate_held_out", "score_matrix", "load_array", "main", "resolve_device", "train_step"]
+           "evaluate_held_out", "score_matrix", "load_array", "main", "train_step"]
 
 #: critic sizes for finite samples: 2×64 hidden units reach the same held-out peak as Poole et
 #: al.'s 2×256 on 5,000 samples but overfit later and train ~4× faster (validation/README.md)
@@ -106,16 +107,6 @@ def _check_pair(x, y) -> tuple[np.ndarray, np.ndarray]:
                          f"got {x.shape[0]}; with so few, use a k-NN estimate "
                          "(mi_estimators.ksg.ksg_mi) or collect more data")
     return x, y
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None: CUDA when present, else the CPU; anything else as ``torch.device``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
 
 
 def build_bounds(bound: Any, n: int = 1, **options: Any) -> list[Any]:

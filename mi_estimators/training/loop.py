@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mi_estimators.device import resolve_device
 from mi_estimators.training import distributed as ddp
 from mi_estimators.training.augment import Augment
 from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
@@ -31,7 +32,7 @@ from mi_estimators.training.data import DATASETS, EpochBatches, ImageData, as_fl
 from mi_estimators.training.encoders import build_encoder, feature_shapes
 from mi_estimators.training.probe import OnlineProbe, extract_features, knn_accuracy, linear_probe
 
-__all__ = ["Trainer", "TrainingDivergedError", "add_common_arguments", "parse_options", "resolve_device",
+__all__ = ["Trainer", "TrainingDivergedError", "add_common_arguments", "parse_options",
            "lr_lambda", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -121,15 +122,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> ar
                    help="linear classifier on detached features, trained alongside")
     g.add_argument("--knn", type=int, default=defaults.get("knn", 0), help="also report k-NN accuracy with this k")
     return parser
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 def lr_lambda(warmup: int, total: int, schedule: str) -> Callable[[int], float]:

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mi_estimators import registry
-from mi_estimators.estimation import resolve_device
+from mi_estimators.device import resolve_device
 from mi_estimators.validation.engine import BoundSet, resolve_bounds, train_stacked
 from mi_estimators.validation.grid import TaskResult, run_task
 from mi_estimators.validation.report import markdown_table, plot_staircase, plot_tasks, text_table
