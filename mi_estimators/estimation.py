@@ -49,7 +49,7 @@ from mi_estimators import registry
 from mi_estimators.device import resolve_device
 
 __all__ = ["EstimateResult", "MIN_SAMPLES", "add_arguments", "as_array", "build_bounds", "estimate",
-           "evaluate_held_out", "score_matrix", "load_array", "main", "train_step"]
+           "evaluate_held_out", "score_matrix", "load_array", "main"]
 
 #: critic sizes for finite samples: 2×64 hidden units reach the same held-out peak as Poole et
 #: al.'s 2×256 on 5,000 samples but overfit later and train ~4× faster (validation/README.md)
@@ -129,24 +129,6 @@ def build_bounds(bound: Any, n: int = 1, **options: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 def _per_model(scores: Tensor, k: int) -> Tensor:
     return scores if scores.dim() == 2 else scores[k]
-
-
-def train_step(critic: nn.Module, bounds: Sequence[Any], optimizer: torch.optim.Optimizer,
-               x: Tensor, y: Tensor) -> np.ndarray:
-    """One Adam step of K stacked critics (or one critic, K = 1), copy k trained with ``bounds[k]``.
-
-    The copies share no parameters, so the gradient of the summed losses is each copy's own
-    gradient, and Adam (elementwise) updates every copy as if it were trained alone.
-    Returns the K training-batch estimates (``bounds[k](scores_k)``).
-    """
-    scores = critic(x, y)  # (N, N) or (K, N, N)
-    losses = [b.loss(_per_model(scores, k)) for k, b in enumerate(bounds)]
-    optimizer.zero_grad(set_to_none=True)
-    torch.stack(losses).sum().backward()
-    optimizer.step()
-    with torch.no_grad():
-        detached = scores.detach()
-        return np.array([float(b(_per_model(detached, k))) for k, b in enumerate(bounds)])
 
 
 def score_matrix(critic: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -324,7 +306,7 @@ def estimate(
             raise ValueError(f"critic must be a registered name ({', '.join(registry.available('critics'))}) "
                              f"or an nn.Module, got {type(critic).__name__}")
     model = model.to(dev)
-    from mi_estimators.validation.engine import make_adam
+    from mi_estimators.validation.engine import make_adam, train_step
 
     (bound_obj,) = build_bounds(bound, 1, **(bound_options or {}))
     if isinstance(bound_obj, nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from mi_estimators import registry
 
-__all__ = ["BoundSet", "make_adam", "resolve_bounds", "train_stacked"]
+__all__ = ["BoundSet", "make_adam", "resolve_bounds", "train_stacked", "train_step"]
 
 
 def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -95,34 +95,65 @@ def train_stacked(critic: nn.Module, bounds: list[Any], sample: Callable[[int], 
     estimates = np.full((k_models, steps), np.nan)
     optimizer = make_adam(critic.parameters(), lr)
     for step in range(steps):
+        def dropped(k: int, exc: Exception, step: int = step) -> None:
+            errors[names[k]] = f"step {step}: {type(exc).__name__}: {exc}"
+            warnings.warn(f"bound {names[k]!r} dropped: {errors[names[k]]}", RuntimeWarning, stacklevel=3)
+
         x, y = sample(step)
-        scores = critic(x, y)  # (K, N, N)
-        losses = []
-        for k, bound in enumerate(bounds):
-            if not alive[k]:
-                continue
-            try:
-                loss = bound.loss(scores[k])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at step {step}")
-                losses.append(loss)
-            except Exception as exc:  # noqa: BLE001 - see the module docstring
-                alive[k] = False
-                errors[names[k]] = f"step {step}: {type(exc).__name__}: {exc}"
-                warnings.warn(f"bound {names[k]!r} dropped: {errors[names[k]]}", RuntimeWarning, stacklevel=2)
-        if not losses:
+        estimates[:, step] = train_step(critic, bounds, optimizer, x, y, alive=alive, on_error=dropped)
+        if not any(alive):
             break
-        optimizer.zero_grad(set_to_none=True)
-        torch.stack(losses).sum().backward()
-        optimizer.step()
-        with torch.no_grad():
-            s = scores.detach()
-            for k, bound in enumerate(bounds):
-                if alive[k]:
-                    try:
-                        estimates[k, step] = float(bound(s[k]))
-                    except ValueError:
-                        pass
         if progress is not None:
             progress.update(1)
     return estimates
+
+
+def _per_model(scores: Tensor, k: int) -> Tensor:
+    return scores if scores.dim() == 2 else scores[k]
+
+
+def train_step(critic: nn.Module, bounds: Sequence[Any], optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
+               *, alive: list[bool] | None = None,
+               on_error: Callable[[int, Exception], None] | None = None) -> np.ndarray:
+    """One optimiser step of K stacked critics (or one critic, K = 1), copy k trained with ``bounds[k]``.
+
+    The copies share no parameters, so the gradient of the summed losses is each copy's own
+    gradient, and Adam (elementwise) updates every copy as if it were trained alone.
+    Returns the K training-batch estimates ``bounds[k](scores_k)`` (NaN for copies not trained).
+
+    ``alive[k] = False`` skips copy k. With ``on_error``, a bound whose loss raises or is not
+    finite is reported as ``on_error(k, exc)`` and marked dead in ``alive`` instead of raising,
+    and an estimate that raises ``ValueError`` is NaN.
+    """
+    alive = [True] * len(bounds) if alive is None else alive
+    out = np.full(len(bounds), np.nan)
+    scores = critic(x, y)  # (N, N) or (K, N, N)
+    losses = []
+    for k, bound in enumerate(bounds):
+        if not alive[k]:
+            continue
+        try:
+            loss = bound.loss(_per_model(scores, k))
+            if on_error is not None and not torch.isfinite(loss):
+                raise FloatingPointError("non-finite loss")
+            losses.append(loss)
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            if on_error is None:
+                raise
+            alive[k] = False
+            on_error(k, exc)
+    if not losses:
+        return out
+    optimizer.zero_grad(set_to_none=True)
+    torch.stack(losses).sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        detached = scores.detach()
+        for k, bound in enumerate(bounds):
+            if alive[k]:
+                try:
+                    out[k] = float(bound(_per_model(detached, k)))
+                except ValueError:
+                    if on_error is None:
+                        raise
+    return out
