@@ -145,10 +145,7 @@ def nwj_value(scores: Tensor, shift: float = 0.0, log_baseline: Tensor | float =
     all ``N·L`` positives and all ``N(N-1)·L`` negatives of ``(N, N, L)`` scores.
     """
     centred = scores + shift - log_baseline
-    mask = off_diagonal_mask(scores.shape[0], scores.device)
-    pos = diagonal(centred)
-    neg = centred[mask]
-    return pos.mean() - safe_exp(neg).mean() + 1.0
+    return diagonal(centred).mean() - safe_exp(off_diagonal(centred)).mean() + 1.0
 
 
 def jsd_value(scores: Tensor) -> Tensor:
@@ -162,31 +159,34 @@ def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:
     return surrogate + (value - surrogate).detach()
 
 
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def finite_option(name: str, value: float, hint: str = "") -> float:
     """Validate a finite float constructor option."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite_number(value):
         raise ValueError(f"{name} must be a finite number{hint}, got {value!r}")
     return float(value)
 
 
 def positive_option(name: str, value: float, hint: str = "") -> float:
     """Validate a strictly positive, finite float constructor option."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not _finite_number(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number{hint}, got {value!r}")
     return float(value)
 
 
 def non_negative_option(name: str, value: float, hint: str = "") -> float:
     """Validate a finite float option ``>= 0``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _finite_number(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0{hint}, got {value!r}")
     return float(value)
 
 
 def unit_interval_option(name: str, value: float, hint: str = "", *, open_left: bool = False) -> float:
     """Validate a float option in ``[0, 1]`` (``(0, 1]`` with ``open_left``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value > 1 or value < 0 or (open_left and value == 0):
+    if not _finite_number(value) or value > 1 or value < 0 or (open_left and value == 0):
         interval = "(0, 1]" if open_left else "[0, 1]"
         raise ValueError(f"{name} must be a number in {interval}{hint}, got {value!r}")
     return float(value)
