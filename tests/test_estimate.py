@@ -148,3 +148,64 @@ def test_estimate_stays_the_function_after_its_module_is_imported():
     from mi_estimators.estimation import estimate
 
     assert mie.estimate is estimate and callable(mie.estimate)
+
+
+# ---- the marginal transform fitted on the training rows ------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from mi_estimators.estimation import marginal_transform  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(5, 300), ties=st.booleans())
+def test_rank_transform_is_normal_scores_of_the_training_rows(seed, n, ties):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_cauchy((n, 3))
+    if ties:
+        a = np.round(a)  # many tied values: they must share one (mid-)rank
+    train = rng.permutation(n)[: max(2, n // 2)]
+    z = marginal_transform(a, train, "rank")
+    # naive reference on the training rows: scipy's average ranks, Phi^-1(rank / m) at mid-ranks
+    m = len(train)
+    for j in range(a.shape[1]):
+        col = a[train, j]
+        if len(np.unique(col)) < 2:
+            continue
+        ref = stats.norm.ppf((stats.rankdata(col) - 0.5) / m)
+        np.testing.assert_allclose(z[train, j], ref, atol=1e-9)
+    # every row (held-out ones too) maps monotonically and finitely
+    assert np.isfinite(z).all()
+    for j in range(a.shape[1]):
+        order = np.argsort(a[:, j], kind="stable")
+        assert (np.diff(z[order, j]) >= -1e-12).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_rank_transform_is_invariant_to_increasing_maps(seed):
+    """I(X;Y) is unchanged by strictly increasing maps of a column, and so is what the critic sees."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((200, 2))
+    train = rng.permutation(200)[:140]
+    base = marginal_transform(a, train, "rank")
+    for f in (lambda v: v ** 3, np.arcsinh, stats.norm.cdf, lambda v: np.exp(2 * v) - 7):
+        np.testing.assert_allclose(marginal_transform(f(a), train, "rank"), base, atol=1e-9)
+
+
+def test_zscore_and_none_and_bad_mode():
+    a = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])
+    z = marginal_transform(a, np.arange(3), "zscore")
+    np.testing.assert_allclose(z[:, 0], [-1.2247449, 0, 1.2247449], atol=1e-6)
+    np.testing.assert_array_equal(z[:, 1], 0)  # a constant column is only centred
+    assert marginal_transform(a, np.arange(3), "none") is a
+    with pytest.raises(ValueError, match="standardize"):
+        mie.estimate(np.zeros((100, 1)), np.zeros((100, 1)), standardize="ranks")
+
+
+def test_estimate_rank_transform_makes_it_blind_to_monotone_maps(gauss):
+    _, x, y = gauss
+    a = mie.estimate(x, y, seed=1, **FAST)
+    b = mie.estimate(np.exp(x), y ** 3, seed=1, **FAST)
+    assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.settings["standardize"] == "rank"
