@@ -14,6 +14,7 @@ with ``j != i``. Each bound's docstring says how it averages over L.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -95,6 +96,26 @@ def off_diagonal_mask(n: int, device: torch.device | None = None) -> Tensor:
     return ~torch.eye(n, dtype=torch.bool, device=device)
 
 
+@functools.lru_cache(maxsize=16)
+def _diagonal_mask(n: int, device: torch.device) -> Tensor:
+    with torch.inference_mode(False):  # a normal tensor even if first made under inference_mode
+        return torch.eye(n, dtype=torch.bool, device=device)
+
+
+def _diagonal_mask_like(scores: Tensor) -> Tensor:
+    """Boolean mask of the positives, broadcastable to ``scores`` (cached: bounds call it every step)."""
+    mask = _diagonal_mask(scores.shape[0], scores.device)
+    return mask.view(*mask.shape, *([1] * (scores.dim() - 2)))
+
+
+def off_diagonal_mean(values: Tensor) -> Tensor:
+    """Mean of ``values`` over the negatives (every ``i != j``, and every location), without
+    gathering them: the positives are zeroed in place of being indexed out."""
+    n = values.shape[0]
+    count = n * (n - 1) * (values[0, 0].numel())
+    return values.masked_fill(_diagonal_mask_like(values), 0.0).sum() / count
+
+
 def diagonal(scores: Tensor) -> Tensor:
     """Positive-pair scores: shape ``(N,)`` for ``(N, N)``, ``(N, L)`` for ``(N, N, L)``."""
     return torch.diagonal(scores, dim1=0, dim2=1).movedim(-1, 0) if scores.dim() == 3 else scores.diagonal()
@@ -107,8 +128,9 @@ def off_diagonal(scores: Tensor) -> Tensor:
 
 def log_mean_exp_off_diagonal(scores: Tensor) -> Tensor:
     """``log mean_{i != j} exp(scores[i, j])`` over all negatives (and locations), stably."""
-    neg = off_diagonal(scores)
-    return torch.logsumexp(neg, dim=0) - math.log(neg.numel())
+    n = scores.shape[0]
+    masked = scores.masked_fill(_diagonal_mask_like(scores), -math.inf)
+    return torch.logsumexp(masked.reshape(-1), dim=0) - math.log(n * (n - 1) * scores[0, 0].numel())
 
 
 def stabilise(scores: Tensor, clip: float | None = None) -> Tensor:
@@ -145,13 +167,12 @@ def nwj_value(scores: Tensor, shift: float = 0.0, log_baseline: Tensor | float =
     all ``N·L`` positives and all ``N(N-1)·L`` negatives of ``(N, N, L)`` scores.
     """
     centred = scores + shift - log_baseline
-    return diagonal(centred).mean() - safe_exp(off_diagonal(centred)).mean() + 1.0
+    return diagonal(centred).mean() - off_diagonal_mean(safe_exp(centred)) + 1.0
 
 
 def jsd_value(scores: Tensor) -> Tensor:
     """The Jensen–Shannon objective ``E_P[-sp(-T)] - E_{PxP}[sp(T)]``, ``sp = softplus``."""
-    neg = off_diagonal(scores)
-    return -F.softplus(-diagonal(scores)).mean() - F.softplus(neg).mean()
+    return -F.softplus(-diagonal(scores)).mean() - off_diagonal_mean(F.softplus(scores))
 
 
 def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from mi_estimators.bounds.base import (
     Bound,
     BoundInfo,
     finite_option,
-    off_diagonal_mask,
+    off_diagonal_mean,
     safe_exp,
     unit_interval_option,
 )
@@ -98,7 +98,6 @@ class Interpolated(Bound):
             baseline = torch.logaddexp(m + log_a, torch.full_like(m, log_1ma + self.log_baseline))
         else:
             baseline = torch.full_like(scores, self.log_baseline)
-        mask = off_diagonal_mask(scores.shape[0], scores.device)
-        joint = (scores.diagonal()[:, None] - baseline)[mask].mean()
-        marginal = safe_exp(scores - baseline.diagonal()[:, None])[mask].mean()
+        joint = off_diagonal_mean(scores.diagonal()[:, None] - baseline)
+        marginal = off_diagonal_mean(safe_exp(scores - baseline.diagonal()[:, None]))
         return 1.0 + joint - marginal

@@ -85,6 +85,9 @@ class TUBA(Bound):
         scores = check_scores(scores)
         return nwj_value(scores, log_baseline=self._baseline(scores, log_baseline))
 
+    #: ``loss(s) == -self(s)``: the training engine reads the estimate off the loss
+    loss_is_negated_value = True
+
     def loss(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:
         return -self(scores, log_baseline)
 
