@@ -56,6 +56,9 @@ __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "
 MAX_CHUNK_ELEMENTS = 1 << 24
 #: ... and at least this many (4 MiB), below which thin matrix products lose speed
 MIN_CHUNK_ELEMENTS = 1 << 20
+#: score tensors up to this many elements skip the chunked kernel for plain autograd operations
+#: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower)
+SMALL_SCORES = 1 << 15
 
 
 def nce_candidates(nb: int, nc: int) -> int:
@@ -320,9 +323,30 @@ def nce_terms(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None =
     scores = _check_nce_scores(scores)
     na, nb, nc = scores.shape
     pos = _positive_index(na, nb, pos_offset, pos_index, scores.device)
-    rows = _rows_per_chunk(na, nb * nc, chunk_size)
-    s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
+    if chunk_size is None and scores.numel() <= SMALL_SCORES:
+        s_pos, lse, sq = _small_terms(scores, pos, clip, with_mean_square)
+    else:
+        rows = _rows_per_chunk(na, nb * nc, chunk_size)
+        s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
     return _log_probs(s_pos, lse), (sq / scores.numel() if with_mean_square else None)
+
+
+def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool):
+    """What :class:`_NCEFromScores` computes, with autograd operations (for small tensors)."""
+    na, nb, _ = scores.shape
+    x = scores.to(_acc_dtype(scores.dtype))
+    sq = x.pow(2).sum() if want_sq else None
+    if clip is not None:
+        x = clip * torch.tanh(x / clip)
+    rows = torch.arange(na, device=x.device)
+    s_pos = x[rows, pos]                                                     # (na, nc)
+    is_pos = torch.zeros(na, nb, dtype=torch.bool, device=x.device)
+    is_pos[rows, pos] = True
+    lse = torch.logsumexp(x.masked_fill(is_pos[:, :, None], -math.inf).reshape(na, -1), dim=1)
+    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and (sq is None or torch.isfinite(sq))):
+        raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
+                         "encoder's inputs and lower the learning rate")
+    return s_pos, lse, sq
 
 
 def nce_log_probs(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None = None,
