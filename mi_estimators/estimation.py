@@ -7,9 +7,11 @@ How it works (all steps are options of :func:`estimate`):
    transform, :func:`marginal_transform`; ``standardize="zscore"`` for mean/sd scaling instead).
    I(X; Y) is unchanged by increasing maps of a column, and after this one the critic sees the
    same inputs whatever the marginals were (bounded, heavy-tailed, cubed, ...).
-2. **Train** a critic (default: ``separable``, two MLPs of 2×256 hidden units and a 32-d
-   embedding, as in Poole et al. 2019, arXiv:1905.06922) on minibatches of the training split
-   with Adam, minimising ``bound.loss(scores)``.
+2. **Train** a critic on minibatches of the training split with Adam, minimising
+   ``bound.loss(scores)``. ``critic="auto"`` (the default) takes ``concat`` (an MLP on [x, y],
+   2×64 hidden units, batch 128) when x and y have 2 columns together and ``separable``
+   (``g(x)ᵀh(y)``, two MLPs of 2×64 hidden units and a 32-d embedding, after Poole et al. 2019,
+   arXiv:1905.06922; batch 256) above (:func:`auto_critic`).
 3. **Early stopping**: every ``eval_every`` steps the bound is evaluated on the monitor split;
    training stops after ``patience`` evaluations without improvement and the best weights are
    restored. The monitor split is not the test split, so choosing the best step does not bias
@@ -28,9 +30,13 @@ Defaults (chosen from the figures in ``validation/``, see ``validation/README.md
 ``smile`` (τ = 5) — on Poole et al.'s staircase it is the only bound whose bias stays within about
 a nat up to 10 nats with sd <= 0.8, while the InfoNCE family is capped at log N and NWJ/DV/MINE/TUBA
 reach sd of several nats above 6 nats; on heavy-tailed tasks (Student-t, cubic) the unclipped e^T
-bounds diverge and SMILE does not (Song & Ermon 2020, arXiv:1910.06222). Critic ``separable`` with
-2×64 hidden units: on 5,000 samples Poole's 2×256 reaches the same held-out peak but overfits
-within a few hundred steps. ``lr=5e-4``, ``batch_size=256``, up to 4,000 steps.
+bounds diverge and SMILE does not (Song & Ermon 2020, arXiv:1910.06222). Critics of 2×64 hidden
+units: on 5,000 samples Poole's 2×256 reaches the same held-out peak but overfits within a few
+hundred steps. In 1+1 dimensions the concat critic fits dependence a separable one cannot (the
+band |y − x| <= ε of additive uniform noise: 1.65 against 1.51 nats for 1.71) and its B² MLP
+passes per step are affordable; above, the separable critic scores all B² pairs with one matrix
+product. Normal scores of the ranks: 11–12 of 13 tasks within target against 10 with mean/sd
+scaling. ``lr=5e-4``, up to 4,000 steps.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from torch import Tensor, nn
 from mi_estimators import registry
 from mi_estimators.device import resolve_device
 
-__all__ = ["EstimateResult", "MIN_SAMPLES", "add_arguments", "as_array", "build_bounds", "estimate",
+__all__ = ["EstimateResult", "MIN_SAMPLES", "add_arguments", "as_array", "auto_critic", "build_bounds", "estimate",
            "evaluate_held_out", "marginal_transform", "score_matrix", "load_array", "main"]
 
 #: critic sizes for finite samples: 2×64 hidden units reach the same held-out peak as Poole et
@@ -60,6 +66,26 @@ DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
     "separable": {"hidden": 64, "layers": 2, "embed_dim": 32},
     "concat": {"hidden": 64, "layers": 2},
 }
+
+#: ``critic="auto"``: a concat critic (an MLP on [x, y]) up to this many columns of x and y together,
+#: a separable one above. The concat critic can represent any function of the pair (e.g. the band
+#: |y - x| <= eps of additive uniform noise, which a separable g(x)ᵀh(y) fits poorly: 1.51 against
+#: 1.65 nats for 1.71 at n = 5,000) but costs B² MLP passes per step, affordable in low dimension.
+AUTO_CONCAT_MAX_DIM = 2
+#: default training batch per critic kind (the concat critic scores B² pairs per step)
+AUTO_BATCH = {"concat": 128, "separable": 256}
+#: default rows per held-out block (a block is scored against all its pairs)
+AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
+
+
+def auto_critic(x_dim: int, y_dim: int) -> str:
+    """The critic ``estimate(critic="auto")`` uses for ``x_dim + y_dim`` columns.
+
+    >>> auto_critic(1, 1), auto_critic(5, 5)
+    ('concat', 'separable')
+    """
+    return "concat" if x_dim + y_dim <= AUTO_CONCAT_MAX_DIM else "separable"
+
 
 #: fewer rows than this cannot be split into train/monitor/test sets that mean anything
 MIN_SAMPLES = 48
@@ -280,19 +306,19 @@ def estimate(
     x: Any,
     y: Any,
     bound: Any = "smile",
-    critic: Any = "separable",
+    critic: Any = "auto",
     *,
     bound_options: dict[str, Any] | None = None,
     critic_options: dict[str, Any] | None = None,
     steps: int = 4000,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     lr: float = 5e-4,
     weight_decay: float = 0.0,
     eval_every: int = 100,
     patience: int = 8,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
-    eval_batch: int = 4096,
+    eval_batch: int | None = None,
     jackknife_groups: int = 20,
     standardize: bool | str = "rank",
     device: str | torch.device | None = "auto",
@@ -315,8 +341,15 @@ def estimate(
     True
     """
     x, y = _check_pair(x, y)
+    if critic == "auto":
+        critic = auto_critic(x.shape[1], y.shape[1])
+    concat = critic == "concat"
+    if batch_size is None:
+        batch_size = AUTO_BATCH["concat" if concat else "separable"]
+    if eval_batch is None:
+        eval_batch = AUTO_EVAL_BATCH["concat" if concat else "separable"]
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every),
-                        ("patience", patience)):
+                        ("patience", patience), ("eval_batch", eval_batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not (lr > 0 and math.isfinite(lr)):
@@ -489,9 +522,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x-key", help="array name inside an .npz for X (default: the first)")
     parser.add_argument("--y-key", help="array name inside an .npz for Y")
     parser.add_argument("--bound", default="smile", help="a registered bound (default smile)")
-    parser.add_argument("--critic", default="separable", help="separable (default), concat or bilinear")
+    parser.add_argument("--critic", default="auto",
+                        help="auto (default: concat for 1+1 columns, else separable), separable, concat or bilinear")
     parser.add_argument("--steps", type=int, default=4000, help="maximum training steps (default 4000)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="training batch (default 256 for a separable critic, 128 for concat)")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--standardize", choices=("rank", "zscore", "none"), default="rank",
                         help="per-column transform fitted on the training split: normal scores of the "

@@ -209,3 +209,16 @@ def test_estimate_rank_transform_makes_it_blind_to_monotone_maps(gauss):
     a = mie.estimate(x, y, seed=1, **FAST)
     b = mie.estimate(np.exp(x), y ** 3, seed=1, **FAST)
     assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.settings["standardize"] == "rank"
+
+
+def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
+    _, x, y = gauss
+    opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8})
+    one = mie.estimate(x, y, seed=0, **opts)
+    assert (one.settings["critic"], one.settings["batch_size"], one.settings["eval_batch"]) == ("concat", 128, 1024)
+    assert isinstance(one.critic, ConcatCritic)
+    two = mie.estimate(np.hstack([x, x]), y, seed=0, **opts)
+    assert (two.settings["critic"], two.settings["batch_size"], two.settings["eval_batch"]) == ("separable", 256, 4096)
+    assert isinstance(two.critic, SeparableCritic)
+    given = mie.estimate(x, y, critic="separable", batch_size=32, seed=0, **opts)
+    assert (given.settings["critic"], given.settings["batch_size"]) == ("separable", 32)

@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--tasks", nargs="*", help="registered task ids (default: every task with MI <= 2 nats)")
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--bound", default="smile")
-    p.add_argument("--critic", default="separable")
+    p.add_argument("--critic", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ksg-max-n", type=int, default=20000,
