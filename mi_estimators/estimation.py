@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from mi_estimators import registry
 from mi_estimators.device import resolve_device
+from mi_estimators.validation.engine import _per_model, make_adam, train_step
 
 __all__ = ["EstimateResult", "MIN_SAMPLES", "add_arguments", "as_array", "auto_critic", "build_bounds", "estimate",
            "evaluate_held_out", "marginal_transform", "score_matrix", "load_array", "main"]
@@ -156,10 +157,6 @@ def build_bounds(bound: Any, n: int = 1, **options: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 # the engine shared with the validation suite: one step, block evaluation
 # --------------------------------------------------------------------------------------------
-def _per_model(scores: Tensor, k: int) -> Tensor:
-    return scores if scores.dim() == 2 else scores[k]
-
-
 def score_matrix(critic: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """All ``(n, n)`` scores of a held-out set (``(K, n, n)`` for stacked critics), computed in
     row chunks so that a concat critic's ``(rows, n, hidden)`` activations stay small."""
@@ -343,11 +340,11 @@ def estimate(
     x, y = _check_pair(x, y)
     if critic == "auto":
         critic = auto_critic(x.shape[1], y.shape[1])
-    concat = critic == "concat"
+    kind = "concat" if critic == "concat" else "separable"  # the defaults of any other critic
     if batch_size is None:
-        batch_size = AUTO_BATCH["concat" if concat else "separable"]
+        batch_size = AUTO_BATCH[kind]
     if eval_batch is None:
-        eval_batch = AUTO_EVAL_BATCH["concat" if concat else "separable"]
+        eval_batch = AUTO_EVAL_BATCH[kind]
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every),
                         ("patience", patience), ("eval_batch", eval_batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -389,8 +386,6 @@ def estimate(
             raise ValueError(f"critic must be a registered name ({', '.join(registry.available('critics'))}) "
                              f"or an nn.Module, got {type(critic).__name__}")
     model = model.to(dev)
-    from mi_estimators.validation.engine import make_adam, train_step
-
     (bound_obj,) = build_bounds(bound, 1, **(bound_options or {}))
     if isinstance(bound_obj, nn.Module):
         bound_obj = bound_obj.to(dev)

@@ -48,7 +48,7 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import non_negative_option, positive_option
+from mi_estimators.bounds.base import non_negative_option, positive_option, stabilise
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
 
@@ -224,10 +224,15 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, wan
         s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, in_place,
                                                      work, spare)
         sq += q
-    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and torch.isfinite(sq)):
+    _check_finite(s_pos, lse, sq)
+    return s_pos, lse, sq
+
+
+def _check_finite(s_pos: Tensor, lse: Tensor, sq: Tensor | None) -> None:
+    """Raise ``ValueError`` when a positive, a negatives' log-sum-exp or the square sum is not finite."""
+    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and (sq is None or torch.isfinite(sq))):
         raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
                          "encoder's inputs and lower the learning rate")
-    return s_pos, lse, sq
 
 
 class _NCEFromScores(torch.autograd.Function):
@@ -336,16 +341,13 @@ def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool)
     na, nb, _ = scores.shape
     x = scores.to(_acc_dtype(scores.dtype))
     sq = x.pow(2).sum() if want_sq else None
-    if clip is not None:
-        x = clip * torch.tanh(x / clip)
+    x = stabilise(x, clip)
     rows = torch.arange(na, device=x.device)
     s_pos = x[rows, pos]                                                     # (na, nc)
     is_pos = torch.zeros(na, nb, dtype=torch.bool, device=x.device)
     is_pos[rows, pos] = True
     lse = torch.logsumexp(x.masked_fill(is_pos[:, :, None], -math.inf).reshape(na, -1), dim=1)
-    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and (sq is None or torch.isfinite(sq))):
-        raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
-                         "encoder's inputs and lower the learning rate")
+    _check_finite(s_pos, lse, sq)
     return s_pos, lse, sq
 
 

@@ -108,12 +108,16 @@ def _diagonal_mask_like(scores: Tensor) -> Tensor:
     return mask.view(*mask.shape, *([1] * (scores.dim() - 2)))
 
 
+def _negatives(scores: Tensor) -> int:
+    """How many negatives ``(N, N[, L])`` scores hold: ``N(N-1)·L``."""
+    n = scores.shape[0]
+    return n * (n - 1) * scores[0, 0].numel()
+
+
 def off_diagonal_mean(values: Tensor) -> Tensor:
     """Mean of ``values`` over the negatives (every ``i != j``, and every location), without
     gathering them: the positives are zeroed in place of being indexed out."""
-    n = values.shape[0]
-    count = n * (n - 1) * (values[0, 0].numel())
-    return values.masked_fill(_diagonal_mask_like(values), 0.0).sum() / count
+    return values.masked_fill(_diagonal_mask_like(values), 0.0).sum() / _negatives(values)
 
 
 def diagonal(scores: Tensor) -> Tensor:
@@ -128,9 +132,8 @@ def off_diagonal(scores: Tensor) -> Tensor:
 
 def log_mean_exp_off_diagonal(scores: Tensor) -> Tensor:
     """``log mean_{i != j} exp(scores[i, j])`` over all negatives (and locations), stably."""
-    n = scores.shape[0]
     masked = scores.masked_fill(_diagonal_mask_like(scores), -math.inf)
-    return torch.logsumexp(masked.reshape(-1), dim=0) - math.log(n * (n - 1) * scores[0, 0].numel())
+    return torch.logsumexp(masked.reshape(-1), dim=0) - math.log(_negatives(scores))
 
 
 def stabilise(scores: Tensor, clip: float | None = None) -> Tensor:

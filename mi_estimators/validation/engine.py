@@ -138,7 +138,7 @@ def train_step(critic: nn.Module, bounds: Sequence[Any], optimizer: torch.optim.
     alive = [True] * len(bounds) if alive is None else alive
     out = np.full(len(bounds), np.nan)
     scores = critic(x, y)  # (N, N) or (K, N, N)
-    losses = []
+    losses, trained = [], []  # trained[i]: the copy whose loss is losses[i]
     for k, bound in enumerate(bounds):
         if not alive[k]:
             continue
@@ -147,6 +147,7 @@ def train_step(critic: nn.Module, bounds: Sequence[Any], optimizer: torch.optim.
             if on_error is not None and not torch.isfinite(loss):
                 raise FloatingPointError("non-finite loss")
             losses.append(loss)
+            trained.append(k)
         except Exception as exc:  # noqa: BLE001 - see the module docstring
             if on_error is None:
                 raise
@@ -161,17 +162,14 @@ def train_step(critic: nn.Module, bounds: Sequence[Any], optimizer: torch.optim.
     with torch.no_grad():
         detached = scores.detach()
         negated = total.detach().neg().tolist()
-        i = 0
-        for k, bound in enumerate(bounds):
-            if not alive[k]:
-                continue
+        for k, minus_loss in zip(trained, negated):
+            bound = bounds[k]
             if _loss_is_negated_value(bound):  # the estimate is already known: -loss
-                out[k] = negated[i]
-            else:
-                try:
-                    out[k] = float(bound(_per_model(detached, k)))
-                except ValueError:
-                    if on_error is None:
-                        raise
-            i += 1
+                out[k] = minus_loss
+                continue
+            try:
+                out[k] = float(bound(_per_model(detached, k)))
+            except ValueError:
+                if on_error is None:
+                    raise
     return out
