@@ -213,7 +213,7 @@ def test_estimate_rank_transform_makes_it_blind_to_monotone_maps(gauss):
 
 def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     _, x, y = gauss
-    opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8})
+    opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8}, gaussian=False)
     one = mie.estimate(x, y, seed=0, **opts)
     assert (one.settings["critic"], one.settings["batch_size"], one.settings["eval_batch"]) == ("concat", 128, 1024)
     assert isinstance(one.critic, ConcatCritic)
@@ -222,3 +222,41 @@ def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     assert isinstance(two.critic, SeparableCritic)
     given = mie.estimate(x, y, critic="separable", batch_size=32, seed=0, **opts)
     assert (given.settings["critic"], given.settings["batch_size"]) == ("separable", 32)
+
+
+# --------------------------------------------------------------------------------------------
+# the closed-form Gaussian critic as a candidate
+# --------------------------------------------------------------------------------------------
+def test_gaussian_critic_is_chosen_on_gaussian_data_and_reads_out_its_gaussian_mi():
+    task = mie.get("gauss-5x5-mi2", kind="tasks")
+    x, y = task.sample(3000, seed=0)
+    r = mie.estimate(x, y, seed=0, steps=100, eval_every=50)  # a barely trained critic
+    s = r.settings
+    assert s["chosen_critic"] == "gaussian" and s["gaussian_monitor"] > s["best_monitor"]
+    assert isinstance(r.critic, mie.critics.BilinearCritic)
+    assert s["gaussian_mi"] == pytest.approx(task.mi, abs=0.15)
+    assert r.mi == pytest.approx(task.mi, abs=0.2) and r.ci[0] < r.mi < r.ci[1]
+    off = mie.estimate(x, y, seed=0, steps=100, eval_every=50, gaussian=False)
+    assert off.settings["chosen_critic"] == "trained" and off.settings["gaussian_mi"] is None
+    assert off.mi < r.mi - 0.3  # what the Gaussian candidate is for
+
+
+def test_trained_critic_wins_where_the_gaussian_one_sees_nothing():
+    """y = x² + noise: uncorrelated normal scores, so the Gaussian critic finds ~0 nats."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 1))
+    y = x ** 2 + 0.3 * rng.normal(size=(2000, 1))
+    r = mie.estimate(x, y, seed=0, steps=600, critic_options={"hidden": 32})
+    assert abs(r.settings["gaussian_mi"]) < 0.05
+    assert r.settings["chosen_critic"] == "trained" and r.mi > 0.5
+
+
+def test_gaussian_candidate_needs_rows_and_a_named_critic(gauss):
+    _, x, y = gauss
+    module = mie.get("concat", kind="critics", x_dim=1, y_dim=1, hidden=8)
+    given = mie.estimate(x, y, critic=module, steps=40, eval_every=20, batch_size=64)
+    assert given.settings["chosen_critic"] == "trained" and given.settings["gaussian_mi"] is None
+    rng = np.random.default_rng(0)
+    wide = mie.estimate(rng.normal(size=(100, 8)), rng.normal(size=(100, 8)), steps=20, eval_every=10,
+                        critic_options={"hidden": 8})  # 70 training rows < 10 per column
+    assert wide.settings["gaussian_mi"] is None
