@@ -269,11 +269,12 @@ class BilinearCritic(_Critic):
         Gaussian-copula estimator of Ince et al. 2017, Hum. Brain Mapp. 38:1541).
 
         >>> import torch
-        >>> x = torch.randn(20000, 1, dtype=torch.float64)
-        >>> y = 0.8 * x + 0.6 * torch.randn(20000, 1, dtype=torch.float64)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(20000, 1, dtype=torch.float64, generator=g)
+        >>> y = 0.8 * x + 0.6 * torch.randn(20000, 1, dtype=torch.float64, generator=g)
         >>> critic = BilinearCritic.fit_gaussian(x, y)
-        >>> round(critic.c.item(), 2), round(-0.5 * math.log(1 - 0.8 ** 2), 2)   # I_G and the true MI
-        (0.51, 0.51)
+        >>> abs(critic.c.item() - (-0.5 * math.log(1 - 0.8 ** 2))) < 0.02   # I_G against the true MI
+        True
         """
         if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
             raise ValueError(f"fit_gaussian needs x (N, dx) and y (N, dy) with the same N, got "
