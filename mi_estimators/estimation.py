@@ -275,6 +275,11 @@ def marginal_transform(a: np.ndarray, train_idx: np.ndarray, mode: str = "rank")
     return out
 
 
+def _bound_name(bound: Any) -> str:
+    """How ``settings`` names a bound: its registered name, or the class of a bound object."""
+    return bound if isinstance(bound, str) else type(bound).__name__
+
+
 def _interval(mean: float, se: float, dof: int) -> tuple[float, float]:
     half = float(stats.t.ppf(0.975, max(dof, 1))) * se
     return mean - half, mean + half
@@ -476,12 +481,13 @@ def estimate(
     mi, se = float(mi_arr[0]), float(se_arr[0])
     ci = _interval(mi, se, jackknife_groups - 1)
     settings = dict(
-        bound=bound if isinstance(bound, str) else type(bound).__name__, bound_options=bound_options or {},
+        bound=_bound_name(bound), bound_options=bound_options or {},
         critic=critic if isinstance(critic, str) else type(critic).__name__, critic_options=critic_options or {},
         steps=steps, batch_size=batch, lr=lr, weight_decay=weight_decay, eval_every=eval_every, patience=patience,
         val_fraction=val_fraction, test_fraction=test_fraction, eval_batch=block, jackknife_groups=jackknife_groups,
         standardize=marginals, gaussian=gaussian, gaussian_mi=gaussian_mi, gaussian_monitor=gaussian_monitor,
-        best_monitor=best, chosen_critic=chosen, device=str(dev), seed=seed,
+        best_monitor=best, chosen_critic=chosen, read_out="dv" if chosen == "gaussian" else _bound_name(bound),
+        device=str(dev), seed=seed,
         n=n, n_train=len(train_idx), n_val=len(val_idx), n_test=n_test,
     )
     return EstimateResult(mi=mi, stderr=se, ci=ci, history=history,
