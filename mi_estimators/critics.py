@@ -285,7 +285,8 @@ class BilinearCritic(_Critic):
                              f"got {x.shape[0]}")
         z = torch.cat([x, y], 1).double()
         cov = torch.cov(z.t()).reshape(dx + dy, dx + dy)
-        cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * torch.eye(dx + dy, dtype=cov.dtype, device=cov.device)
+        eye = torch.eye(dx + dy, dtype=cov.dtype, device=cov.device)
+        cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * eye
         return cls.from_covariance(cov, dx, mean=z.mean(0)).to(dtype=x.dtype)
 
     @classmethod

@@ -468,7 +468,8 @@ def estimate(
     model.load_state_dict(best_state)
     model.eval()
     chosen, gaussian_mi, gaussian_monitor = "trained", None, None
-    if gaussian and isinstance(critic, str) and len(train_idx) >= GAUSSIAN_MIN_ROWS_PER_DIM * (x.shape[1] + y.shape[1]):
+    enough_rows = len(train_idx) >= GAUSSIAN_MIN_ROWS_PER_DIM * (x.shape[1] + y.shape[1])
+    if gaussian and isinstance(critic, str) and enough_rows:
         # the closed-form Gaussian critic of the training rows, read out by DV, competes with the
         # trained critic on the monitor split
         gauss = BilinearCritic.fit_gaussian(xtr.double(), ytr.double()).float().eval()
