@@ -181,8 +181,7 @@ def score_matrix(critic: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     from mi_estimators.critics import ConcatCritic
 
     n = y.shape[0]
-    concat = any(isinstance(m, ConcatCritic) for m in critic.modules())
-    budget = 2**16 if concat else 2**24  # score entries per chunk
+    budget = 2**16 if isinstance(critic, ConcatCritic) else 2**24  # score entries per chunk
     rows = max(1, budget // n)
     return torch.cat([critic(x[i:i + rows], y) for i in range(0, x.shape[0], rows)], dim=-2)
 
@@ -273,11 +272,6 @@ def marginal_transform(a: np.ndarray, train_idx: np.ndarray, mode: str = "rank")
         u = (np.searchsorted(s, a[:, j], "left") + np.searchsorted(s, a[:, j], "right")) / (2.0 * m)
         out[:, j] = stats.norm.ppf(np.clip(u, 0.5 / m, 1 - 0.5 / m))
     return out
-
-
-def _bound_name(bound: Any) -> str:
-    """How ``settings`` names a bound: its registered name, or the class of a bound object."""
-    return bound if isinstance(bound, str) else type(bound).__name__
 
 
 def _interval(mean: float, se: float, dof: int) -> tuple[float, float]:
@@ -430,23 +424,6 @@ def estimate(
     order = torch.as_tensor(rng.permutation(len(train_idx)), device=dev)
     cursor = 0
     bar = _progress(steps, progress, "estimate")
-
-    def monitor_step(step: int) -> bool:
-        """Evaluate on the monitor split, keep the best weights; True when patience has run out."""
-        nonlocal best, best_step, best_state, since_best
-        model.eval()
-        monitor = float(evaluate_held_out(model, bounds, xva, yva, block, groups=0)[0][0])
-        model.train()
-        history["eval_step"].append(step)
-        history["monitor"].append(monitor)
-        bar.set_postfix(monitor=f"{monitor:.3f}")
-        if monitor > best + 1e-3:
-            best, best_step, since_best = monitor, step, 0
-            best_state = copy.deepcopy(model.state_dict())
-            return False
-        since_best += 1
-        return since_best >= patience
-
     model.train()
     for step in range(1, steps + 1):
         if cursor + batch > len(order):  # a new epoch: reshuffle
@@ -461,9 +438,21 @@ def estimate(
         history["step"].append(step)
         history["train"].append(value)
         bar.update(1)
-        if (step % eval_every == 0 or step == steps) and monitor_step(step):
-            stopped = step < steps
-            break
+        if step % eval_every == 0 or step == steps:
+            model.eval()
+            monitor = float(evaluate_held_out(model, bounds, xva, yva, block, groups=0)[0][0])
+            model.train()
+            history["eval_step"].append(step)
+            history["monitor"].append(monitor)
+            bar.set_postfix(monitor=f"{monitor:.3f}")
+            if monitor > best + 1e-3:
+                best, best_step, since_best = monitor, step, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+                if since_best >= patience:
+                    stopped = step < steps
+                    break
     bar.close()
     model.load_state_dict(best_state)
     model.eval()
@@ -472,7 +461,7 @@ def estimate(
     if gaussian and isinstance(critic, str) and enough_rows:
         # the closed-form Gaussian critic of the training rows, read out by DV, competes with the
         # trained critic on the monitor split
-        gauss = BilinearCritic.fit_gaussian(xtr.double(), ytr.double()).float().eval()
+        gauss = BilinearCritic.fit_gaussian(xtr, ytr).eval()
         gaussian_mi = float(gauss.c.detach())
         dv = [registry.get("dv")]
         gaussian_monitor = float(evaluate_held_out(gauss, dv, xva, yva, block, groups=0)[0][0])
@@ -481,13 +470,14 @@ def estimate(
     mi_arr, se_arr = evaluate_held_out(model, bounds, xte, yte, block, groups=jackknife_groups)
     mi, se = float(mi_arr[0]), float(se_arr[0])
     ci = _interval(mi, se, jackknife_groups - 1)
+    bound_name = bound if isinstance(bound, str) else type(bound).__name__
     settings = dict(
-        bound=_bound_name(bound), bound_options=bound_options or {},
+        bound=bound_name, bound_options=bound_options or {},
         critic=critic if isinstance(critic, str) else type(critic).__name__, critic_options=critic_options or {},
         steps=steps, batch_size=batch, lr=lr, weight_decay=weight_decay, eval_every=eval_every, patience=patience,
         val_fraction=val_fraction, test_fraction=test_fraction, eval_batch=block, jackknife_groups=jackknife_groups,
         standardize=marginals, gaussian=gaussian, gaussian_mi=gaussian_mi, gaussian_monitor=gaussian_monitor,
-        best_monitor=best, chosen_critic=chosen, read_out="dv" if chosen == "gaussian" else _bound_name(bound),
+        best_monitor=best, chosen_critic=chosen, read_out="dv" if chosen == "gaussian" else bound_name,
         device=str(dev), seed=seed,
         n=n, n_train=len(train_idx), n_val=len(val_idx), n_test=n_test,
     )
