@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from mi_estimators.options import integer, positive_int
+
 __all__ = ["BilinearCritic", "ConcatCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -42,12 +44,6 @@ def _activation(name: str) -> nn.Module:
         raise ValueError(
             f"unknown activation {name!r}; choose one of {', '.join(sorted(_ACTIVATIONS))}"
         ) from None
-
-
-def _positive_int(value, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class StackedLinear(nn.Module):
@@ -102,8 +98,8 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 256, layers: int = 2,
                  activation: str = "relu", n_models: int | None = None):
-        _positive_int(hidden, "hidden")
-        _positive_int(layers, "layers", minimum=0)
+        positive_int("hidden", hidden)
+        integer("layers", layers, 0)
         modules: list[nn.Module] = []
         width = in_dim
         for _ in range(layers):
@@ -118,9 +114,9 @@ class _Critic(nn.Module):
 
     def __init__(self, x_dim: int, y_dim: int, n_models: int | None):
         super().__init__()
-        self.x_dim = _positive_int(x_dim, "x_dim")
-        self.y_dim = _positive_int(y_dim, "y_dim")
-        self.n_models = None if n_models is None else _positive_int(n_models, "n_models")
+        self.x_dim = positive_int("x_dim", x_dim)
+        self.y_dim = positive_int("y_dim", y_dim)
+        self.n_models = None if n_models is None else positive_int("n_models", n_models)
 
     def _check(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         for name, t, d in (("x", x, self.x_dim), ("y", y, self.y_dim)):
@@ -167,7 +163,7 @@ class SeparableCritic(_Critic):
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2, embed_dim: int = 32,
                  activation: str = "relu", n_models: int | None = None):
         super().__init__(x_dim, y_dim, n_models)
-        _positive_int(embed_dim, "embed_dim")
+        positive_int("embed_dim", embed_dim)
         self.g = MLP(x_dim, embed_dim, hidden, layers, activation, n_models)
         self.h = MLP(y_dim, embed_dim, hidden, layers, activation, n_models)
 
@@ -197,7 +193,7 @@ class ConcatCritic(_Critic):
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2,
                  activation: str = "relu", n_models: int | None = None):
         super().__init__(x_dim, y_dim, n_models)
-        _positive_int(layers, "layers")
+        positive_int("layers", layers)
         self.f = MLP(x_dim + y_dim, 1, hidden, layers, activation, n_models)
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:

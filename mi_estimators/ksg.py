@@ -24,6 +24,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import digamma
 
+from mi_estimators.options import integer
+
 __all__ = ["ksg_mi"]
 
 
@@ -38,7 +40,7 @@ def ksg_mi(x, y, k: int = 3, standardize: bool = True, jitter: float = 1e-10, se
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same number of rows, got {x.shape[0]} and {y.shape[0]}")
     n = x.shape[0]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
+    if integer("k", k, 1) >= n:
         raise ValueError(f"k must be an integer in [1, n) = [1, {n}), got {k!r}")
     if standardize:
         x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)

@@ -48,7 +48,8 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import non_negative_option, positive_option, stabilise
+from mi_estimators.bounds.base import stabilise
+from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
 
@@ -71,12 +72,9 @@ def nce_candidates(nb: int, nc: int) -> int:
 
 
 def _check_options(penalty: float, clip: float | None, chunk_size: int | None) -> None:
-    non_negative_option("penalty", penalty, " (AMDIM uses 4e-2)")
-    if clip is not None:
-        positive_option("clip", clip, " of nats, or None (AMDIM uses 20)")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None (automatic) or a positive number of rows, got {chunk_size!r}")
+    non_negative_float("penalty", penalty, " (AMDIM uses 4e-2)")
+    optional(positive_float, "clip", clip, " of nats, or None (AMDIM uses 20)")
+    optional(positive_int, "chunk_size", chunk_size, " (antecedent rows per chunk), or None (automatic)")
 
 
 def _check_float(name: str, x: Tensor) -> None:

@@ -25,8 +25,7 @@ from torch import Tensor, nn
 
 __all__ = ["Bound", "BoundInfo", "check_scores", "diagonal", "off_diagonal", "off_diagonal_mask",
            "log_mean_exp_off_diagonal", "stabilise", "safe_exp", "nwj_value", "jsd_value",
-           "value_with_gradient_of", "finite_option", "positive_option", "non_negative_option",
-           "unit_interval_option", "EXP_LINEAR_ABOVE"]
+           "value_with_gradient_of", "EXP_LINEAR_ABOVE"]
 
 
 @dataclass(frozen=True)
@@ -181,39 +180,6 @@ def jsd_value(scores: Tensor) -> Tensor:
 def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:
     """A tensor equal to ``value`` whose gradient is ``surrogate``'s (Poole et al. 2019's trick)."""
     return surrogate + (value - surrogate).detach()
-
-
-def _finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def finite_option(name: str, value: float, hint: str = "") -> float:
-    """Validate a finite float constructor option."""
-    if not _finite_number(value):
-        raise ValueError(f"{name} must be a finite number{hint}, got {value!r}")
-    return float(value)
-
-
-def positive_option(name: str, value: float, hint: str = "") -> float:
-    """Validate a strictly positive, finite float constructor option."""
-    if not _finite_number(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number{hint}, got {value!r}")
-    return float(value)
-
-
-def non_negative_option(name: str, value: float, hint: str = "") -> float:
-    """Validate a finite float option ``>= 0``."""
-    if not _finite_number(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0{hint}, got {value!r}")
-    return float(value)
-
-
-def unit_interval_option(name: str, value: float, hint: str = "", *, open_left: bool = False) -> float:
-    """Validate a float option in ``[0, 1]`` (``(0, 1]`` with ``open_left``)."""
-    if not _finite_number(value) or value > 1 or value < 0 or (open_left and value == 0):
-        interval = "(0, 1]" if open_left else "[0, 1]"
-        raise ValueError(f"{name} must be a number in {interval}{hint}, got {value!r}")
-    return float(value)
 
 
 class Bound(nn.Module):

@@ -19,8 +19,8 @@ from mi_estimators.bounds.base import (
     check_scores,
     diagonal,
     log_mean_exp_off_diagonal,
-    unit_interval_option,
 )
+from mi_estimators.options import unit_interval_float
 
 __all__ = ["DV", "MINE", "dv_value"]
 
@@ -99,7 +99,7 @@ class MINE(DV):
 
     def __init__(self, ema_rate: float = 0.01):
         super().__init__()
-        self.ema_rate = unit_interval_option("ema_rate", ema_rate, " (MINE's moving-average rate, e.g. 0.01)",
+        self.ema_rate = unit_interval_float("ema_rate", ema_rate, " (MINE's moving-average rate, e.g. 0.01)",
                                              open_left=True)
         self.register_buffer("log_ema", torch.tensor(float("nan")))
 

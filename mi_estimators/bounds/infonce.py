@@ -13,7 +13,8 @@ import math
 
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, non_negative_option, positive_option
+from mi_estimators.bounds.base import Bound, BoundInfo, check_scores
+from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.nce import nce_candidates, nce_terms
 
 __all__ = ["InfoNCE", "ContrastiveOptions"]
@@ -24,8 +25,8 @@ class ContrastiveOptions(Bound):
 
     def __init__(self, penalty: float = 0.0, clip: float | None = None):
         super().__init__()
-        self.penalty = non_negative_option("penalty", penalty, " (AMDIM's score penalty lambda, e.g. 4e-2)")
-        self.clip = None if clip is None else positive_option("clip", clip, " (soft-clip range c, AMDIM uses 20)")
+        self.penalty = non_negative_float("penalty", penalty, " (AMDIM's score penalty lambda, e.g. 4e-2)")
+        self.clip = None if clip is None else positive_float("clip", clip, " (soft-clip range c, AMDIM uses 20)")
 
 
 class InfoNCE(ContrastiveOptions):

@@ -14,11 +14,10 @@ from torch import Tensor
 from mi_estimators.bounds.base import (
     Bound,
     BoundInfo,
-    finite_option,
     off_diagonal_mean,
     safe_exp,
-    unit_interval_option,
 )
+from mi_estimators.options import finite_float, unit_interval_float
 
 __all__ = ["Interpolated", "leave_one_out_log_mean_exp"]
 
@@ -87,8 +86,8 @@ class Interpolated(Bound):
 
     def __init__(self, alpha: float = 0.5, log_baseline: float = 1.0):
         super().__init__()
-        self.alpha = unit_interval_option("alpha", alpha, " (1 = InfoNCE end, 0 = NWJ end)")
-        self.log_baseline = finite_option("log_baseline", log_baseline, " (nats)")
+        self.alpha = unit_interval_float("alpha", alpha, " (1 = InfoNCE end, 0 = NWJ end)")
+        self.log_baseline = finite_float("log_baseline", log_baseline, " (nats)")
 
     def estimate(self, scores: Tensor) -> Tensor:
         log_a = math.log(self.alpha) if self.alpha > 0 else -math.inf

@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import BoundInfo, check_scores, non_negative_option, positive_option
+from mi_estimators.bounds.base import BoundInfo, check_scores
+from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.bounds.infonce import ContrastiveOptions
 from mi_estimators.nce import nce_candidates, nce_terms
 
@@ -77,8 +78,8 @@ class MixtureNCE(ContrastiveOptions):
     def __init__(self, tau: float = 1.0, alpha: float | None = None, penalty: float = 0.0,
                  clip: float | None = None):
         super().__init__(penalty=penalty, clip=clip)
-        self.tau = positive_option("tau", tau, " (temperature of the component posterior q, e.g. 1.0)")
-        self.alpha = 1.0 / self.tau if alpha is None else non_negative_option("alpha", alpha, " (entropy weight)")
+        self.tau = positive_float("tau", tau, " (temperature of the component posterior q, e.g. 1.0)")
+        self.alpha = 1.0 / self.tau if alpha is None else non_negative_float("alpha", alpha, " (entropy weight)")
 
     def forward(self, scores: Tensor) -> Tensor:
         return self._terms(scores, with_penalty=False)[0]

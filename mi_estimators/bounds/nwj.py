@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, finite_option, nwj_value
+from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, nwj_value
+from mi_estimators.options import finite_float
 
 __all__ = ["NWJ", "TUBA"]
 
@@ -78,7 +79,7 @@ class TUBA(Bound):
 
     def __init__(self, log_baseline: float = 0.0):
         super().__init__()
-        self.log_baseline = finite_option("log_baseline", log_baseline,
+        self.log_baseline = finite_float("log_baseline", log_baseline,
                                           " (nats; pass per-row baselines to forward(scores, log_baseline=...))")
 
     def forward(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:

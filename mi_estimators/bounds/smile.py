@@ -15,9 +15,9 @@ from mi_estimators.bounds.base import (
     diagonal,
     jsd_value,
     log_mean_exp_off_diagonal,
-    positive_option,
     value_with_gradient_of,
 )
+from mi_estimators.options import positive_float
 
 __all__ = ["SMILE"]
 
@@ -55,7 +55,7 @@ class SMILE(Bound):
 
     def __init__(self, clip: float | None = 5.0):
         super().__init__()
-        self.clip = None if clip is None else positive_option("clip", clip, " (SMILE's tau, e.g. 5.0) or None")
+        self.clip = None if clip is None else positive_float("clip", clip, " (SMILE's tau, e.g. 5.0) or None")
 
     def estimate(self, scores: Tensor) -> Tensor:
         clipped = scores if self.clip is None else torch.clamp(scores, -self.clip, self.clip)

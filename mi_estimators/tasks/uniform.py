@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from mi_estimators.options import positive_int
 from mi_estimators.tasks.base import Task, check_pair
 
 __all__ = ["AdditiveUniformTask", "additive_uniform_mi"]
@@ -39,8 +40,7 @@ class AdditiveUniformTask(Task):
     def __init__(self, eps: float, dim: int = 1, id: str | None = None):
         if not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
             raise ValueError(f"eps must be a positive half-width of the noise, got {eps!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        positive_int("dim", dim)
         self.eps, self.x_dim, self.y_dim = float(eps), dim, dim
         self.id = id or f"uniform-{dim}x{dim}-eps{eps:g}"
 
