@@ -13,7 +13,8 @@ import torch
 import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.critics import SeparableCritic, unstack
-from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table, train_stacked
+from mi_estimators.fit import train_stacked
+from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table
 
 
 def test_stacked_training_equals_training_each_copy_alone():

@@ -55,7 +55,7 @@ def main() -> None:
         row = dict(task=tid, dims=f"{task.x_dim}+{task.y_dim}", mi=task.mi, estimate=r.mi, stderr=r.stderr,
                    error=r.mi - task.mi, ok="yes" if within(r.mi, task.mi) else "NO", ksg=k, ksg_error=k - task.mi,
                    ksg_ok=("yes" if within(k, task.mi) else "NO") if k == k else "skipped", best_step=r.best_step,
-                   critic=r.settings["chosen_critic"], gaussian_mi=r.settings["gaussian_mi"], seconds=secs)
+                   critic=r.settings.chosen_critic, gaussian_mi=r.settings.gaussian_mi, seconds=secs)
         rows.append(row)
         print(" ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
     out = Path(a.out)

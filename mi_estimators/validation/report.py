@@ -1,14 +1,19 @@
-"""Tables (markdown and plain text) and matplotlib figures of validation results."""
+"""Writing validation results: tables (markdown and plain text), matplotlib figures, ``report.md``."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-__all__ = ["markdown_table", "plot_staircase", "plot_tasks", "text_table"]
+if TYPE_CHECKING:
+    from mi_estimators.validation.grid import TaskResult
+    from mi_estimators.validation.staircase import StaircaseResult
+
+__all__ = ["markdown_table", "plot_staircase", "plot_tasks", "summary_text", "text_table", "write_report"]
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -108,3 +113,98 @@ def plot_tasks(results, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _pm(mean: float, sd: float, signed: bool = False) -> str:
+    """``mean ± sd``; diverged values (|x| >= 1e4) in scientific notation so tables stay narrow."""
+    def one(v: float, sign: bool) -> str:
+        if v != v:
+            return "nan"
+        if abs(v) >= 1e4:
+            return f"{v:+.1e}" if sign else f"{v:.1e}"
+        return f"{v:+.2f}" if sign else f"{v:.2f}"
+
+    return f"{one(mean, signed)} ± {one(sd, False)}"
+
+
+def _staircase_wide(table: list[dict[str, Any]], levels: Sequence[float]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for r in table:
+        row = rows.setdefault(r["bound"], {"bound": r["bound"]})
+        row[f"I={r['mi']:g}"] = _pm(r["bias"], r["sd"], signed=True)
+    return list(rows.values())
+
+
+def _tasks_wide(task_reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for t in task_reports:
+        for r in t["rows"]:
+            row = rows.setdefault(r["bound"], {"bound": r["bound"]})
+            row[f"{t['task']} ({t['mi']:.2f})"] = _pm(r["estimate"], r["sd"])
+    return list(rows.values())
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    parts = []
+    levels = report["settings"]["levels"]
+    for s in report["staircase"]:
+        wide = _staircase_wide(s["table"], levels)
+        parts.append(f"Staircase, {s['critic']} critic ({report['settings']['staircase_steps_per_level']} steps "
+                     f"per level, {s['seconds']:.0f} s): bias ± sd over the second half of each level\n"
+                     + text_table(wide, ["bound"] + [f"I={m:g}" for m in levels]))
+    if report["tasks"]:
+        cols = ["bound"] + [f"{t['task']} ({t['mi']:.2f})" for t in report["tasks"]]
+        parts.append("Closed-form tasks: held-out estimate ± sd (true MI in the header)\n"
+                     + text_table(_tasks_wide(report["tasks"]), cols))
+    if report["settings"]["failed"]:
+        parts.append("Failed bounds: " + "; ".join(f"{k}: {v}" for k, v in report["settings"]["failed"].items()))
+    return "\n\n".join(parts)
+
+
+def write_report(report: dict[str, Any], stair_results: list[StaircaseResult], task_results: list[TaskResult],
+                 out: Path) -> Path:
+    """``report.md``, ``results.json``, ``staircase_<critic>.png`` and ``tasks.png`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    s = report["settings"]
+    lines = ["# Validation report", ""]
+    if s.get("command"):
+        lines += [f"Command: `{s['command']}`", ""]
+    lines += [f"Bounds: {', '.join(s['bounds'])}. Device: {s['device']}. Seed: {s['seed']}.", ""]
+    for res, entry in zip(stair_results, report["staircase"]):
+        png = plot_staircase(res, out / f"staircase_{res.critic}.png")
+        np.savez_compressed(out / f"staircase_{res.critic}.npz", estimates=res.estimates.astype(np.float32),
+                            names=np.array(res.names), levels=np.array(res.levels, dtype=float),
+                            steps_per_level=res.steps_per_level, batch_size=res.batch_size)
+        lines += [f"## Staircase, {res.critic} critic", "",
+                  f"Poole et al. 2019 (arXiv:1905.06922) Figure 2 setting: d = {res.settings['d']}, levels "
+                  f"{', '.join(f'{m:g}' for m in res.levels)} nats, {res.steps_per_level} steps per level, batch "
+                  f"{res.batch_size} drawn fresh each step, Adam lr {res.settings['lr']}, hidden "
+                  f"{res.settings['hidden']}×{res.settings['layers']}"
+                  + (f", embedding {res.settings['embed_dim']}" if res.settings.get("embed_dim") else "")
+                  + f". All bounds trained in one pass: {res.seconds:.0f} s.", "",
+                  f"![staircase]({png.name})", "",
+                  "Bias ± sd over the second half of each level:", "",
+                  markdown_table(_staircase_wide(entry["table"], res.levels),
+                                 ["bound"] + [f"I={m:g}" for m in res.levels]),
+                  "Per bound and level (second half of each level):", "",
+                  markdown_table(entry["table"], ["bound", "mi", "mean", "bias", "sd", "mse"]), ""]
+        if res.errors:
+            lines += ["Failed: " + "; ".join(f"`{k}`: {v}" for k, v in res.errors.items()), ""]
+    if task_results:
+        png = plot_tasks(task_results, out / "tasks.png")
+        t0 = task_results[0].settings
+        lines += ["## Closed-form tasks", "",
+                  f"Separable critic (hidden {t0['hidden']}×{t0['layers']}, embedding {t0['embed_dim']}), "
+                  f"{t0['steps']} steps of batch {t0['batch_size']} drawn fresh from each task, Adam lr {t0['lr']}; "
+                  f"estimate = mean over {t0['eval_batches']} fresh held-out batches of {t0['batch_size']}, "
+                  "± their sd.", "", f"![tasks]({png.name})", "",
+                  markdown_table(_tasks_wide(report["tasks"]),
+                                 ["bound"] + [f"{t['task']} ({t['mi']:.2f})" for t in report["tasks"]]),
+                  "Long form:", "",
+                  markdown_table([r for t in report["tasks"] for r in t["rows"]],
+                                 ["task", "mi", "bound", "estimate", "bias", "sd"]), ""]
+    if s["failed"]:
+        lines += ["Bounds that failed the smoke test: " + "; ".join(f"`{k}`: {v}" for k, v in s["failed"].items()), ""]
+    (out / "report.md").write_text("\n".join(lines))
+    (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
+    return out / "report.md"
