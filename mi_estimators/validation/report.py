@@ -100,8 +100,9 @@ def plot_tasks(results, path: Path) -> Path:
     for ax, res in zip(axes.flat, results):
         r = res.rows()
         xs = np.arange(len(r))
-        ax.errorbar(xs, [q["estimate"] for q in r], yerr=[q["sd"] for q in r], fmt="o", ms=3, capsize=2)
-        ax.axhline(res.true_mi, color="k", lw=1)
+        ax.errorbar(xs, [q["estimate"] for q in r], yerr=[q["sd"] for q in r], fmt="o", ms=3, capsize=2,
+                    label="held-out estimate ± sd")
+        ax.axhline(res.true_mi, color="k", lw=1, label="true MI")
         ax.set_xticks(xs, [q["bound"] for q in r], rotation=60, fontsize=7)
         ax.set_title(f"{res.task} (I = {res.true_mi:.2f})", fontsize=8)
         lo = min(res.true_mi - 1.0, np.nanmin([q["estimate"] for q in r] + [res.true_mi]) - 0.2)
@@ -109,14 +110,31 @@ def plot_tasks(results, path: Path) -> Path:
         ax.set_ylim(max(lo, -3), min(hi, res.true_mi + 5))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("MI (nats)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
 
-def _pm(mean: float, sd: float, signed: bool = False) -> str:
-    """``mean ± sd``; diverged values (|x| >= 1e4) in scientific notation so tables stay narrow."""
+#: a table cell is flagged as diverged when its estimate is this many nats (plus twice the true MI)
+#: away from the truth, or its sd this many nats (plus the true MI): no bound is meant to read there
+DIVERGED_NATS = 10.0
+
+
+def diverged(mean: float, sd: float, truth: float) -> bool:
+    """True for an estimate no working bound would give: not finite, or far off with a huge spread."""
+    if not (math.isfinite(mean) and math.isfinite(sd)):
+        return True
+    return abs(mean - truth) > DIVERGED_NATS + 2 * abs(truth) or sd > DIVERGED_NATS / 2 + abs(truth)
+
+
+def _pm(mean: float, sd: float, truth: float, signed: bool = False) -> str:
+    """``mean ± sd`` (``mean`` is a bias when ``signed``); diverged cells are flagged with ``†``
+    (see :func:`diverged`) and large values written in scientific notation so tables stay narrow."""
     def one(v: float, sign: bool) -> str:
         if v != v:
             return "nan"
@@ -124,14 +142,20 @@ def _pm(mean: float, sd: float, signed: bool = False) -> str:
             return f"{v:+.1e}" if sign else f"{v:.1e}"
         return f"{v:+.2f}" if sign else f"{v:.2f}"
 
-    return f"{one(mean, signed)} ± {one(sd, False)}"
+    flag = " †" if diverged(mean + (truth if signed else 0.0), sd, truth) else ""
+    return f"{one(mean, signed)} ± {one(sd, False)}{flag}"
+
+
+DIVERGED_NOTE = (f"† diverged: the estimate is more than {DIVERGED_NATS:g} nats (+ 2 × the true MI) off, or its sd "
+                 f"more than {DIVERGED_NATS / 2:g} nats (+ the true MI): the bound failed there, the figure is "
+                 "not an estimate.")
 
 
 def _staircase_wide(table: list[dict[str, Any]], levels: Sequence[float]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for r in table:
         row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-        row[f"I={r['mi']:g}"] = _pm(r["bias"], r["sd"], signed=True)
+        row[f"I={r['mi']:g}"] = _pm(r["bias"], r["sd"], r["mi"], signed=True)
     return list(rows.values())
 
 
@@ -140,7 +164,7 @@ def _tasks_wide(task_reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for t in task_reports:
         for r in t["rows"]:
             row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-            row[f"{t['task']} ({t['mi']:.2f})"] = _pm(r["estimate"], r["sd"])
+            row[f"{t['task']} ({t['mi']:.2f})"] = _pm(r["estimate"], r["sd"], t["mi"])
     return list(rows.values())
 
 
@@ -158,6 +182,8 @@ def summary_text(report: dict[str, Any]) -> str:
                      + text_table(_tasks_wide(report["tasks"]), cols))
     if report["settings"]["failed"]:
         parts.append("Failed bounds: " + "; ".join(f"{k}: {v}" for k, v in report["settings"]["failed"].items()))
+    if any("†" in part for part in parts):
+        parts.append(DIVERGED_NOTE)
     return "\n\n".join(parts)
 
 
@@ -205,6 +231,8 @@ def write_report(report: dict[str, Any], stair_results: list[StaircaseResult], t
                                  ["task", "mi", "bound", "estimate", "bias", "sd"]), ""]
     if s["failed"]:
         lines += ["Bounds that failed the smoke test: " + "; ".join(f"`{k}`: {v}" for k, v in s["failed"].items()), ""]
+    if any("†" in line for line in lines):
+        lines += [DIVERGED_NOTE, ""]
     (out / "report.md").write_text("\n".join(lines))
     (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
     return out / "report.md"
