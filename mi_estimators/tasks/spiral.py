@@ -27,7 +27,6 @@ Information Estimators", NeurIPS, arXiv:2306.11078, Section 4 (``bmi.transforms.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +43,7 @@ class Spiral:
     """x ↦ R(speed·‖x‖²) x, turning the plane of axes ``plane = (i, j)`` of ℝ^``dim`` (see the
     module doc). Rows of ``(n, dim)`` arrays; a :class:`~mi_estimators.tasks.base.SideMap`.
 
-    >>> s = Spiral(dim=2, speed=math.pi / 2)
+    >>> s = Spiral(dim=2, speed=np.pi / 2)
     >>> s.forward(np.array([[1.0, 0.0]])).round(12)  # ‖x‖² = 1: a quarter turn
     array([[0., 1.]])
     >>> s.inverse(s.forward(np.array([[0.3, -2.0]]))).round(12)
