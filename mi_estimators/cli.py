@@ -5,8 +5,10 @@ Each sub-command's options live beside the code it runs:
 * ``list``      here (reads the registry).
 * ``validate``  :mod:`mi_estimators.validation` (``add_arguments`` / ``main``).
 * ``estimate``  :mod:`mi_estimators.estimation` (``add_arguments`` / ``main``).
-* ``train NAME`` the trainer registered as ``NAME`` (kind ``trainers``): its object provides
-  ``add_arguments(parser)`` and ``run(args) -> dict`` (see :mod:`mi_estimators.training`).
+* ``train NAME`` the trainer registered as ``NAME`` (kind ``trainers``): a
+  :class:`mi_estimators.training.Trainer` subclass; its ``config_class`` generates the parser,
+  the command line becomes a config, and ``Trainer(config).fit()`` runs it. (A trainer object
+  without ``config_class`` is driven by its own ``add_arguments(parser)`` and ``run(args)``.)
 """
 
 from __future__ import annotations
@@ -62,10 +64,15 @@ def _cmd_train(argv: list[str]) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     trainer = registry.lookup(name, "trainers")
-    parser = argparse.ArgumentParser(prog=f"mi-estimators train {name}",
-                                     description=(trainer.__doc__ or "").strip().split("\n")[0])
-    trainer.add_arguments(parser)
-    metrics = trainer.run(parser.parse_args(rest))
+    prog, description = f"mi-estimators train {name}", (trainer.__doc__ or "").strip().split("\n")[0]
+    config_class = getattr(trainer, "config_class", None)
+    if config_class is None:  # not built on the kit: the trainer parses and runs itself
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        trainer.add_arguments(parser)
+        metrics = trainer.run(parser.parse_args(rest))
+    else:  # parse -> config -> fit
+        args = config_class.parser(prog, description).parse_args(rest)
+        metrics = trainer(config_class.from_dict(vars(args))).fit()
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0
