@@ -3,7 +3,10 @@
 The adapter layer: flags and files become the typed options of the library's calls, and results
 become text. ``list`` reads the registry; ``validate`` runs :func:`mi_estimators.validation.run_validation`;
 ``estimate`` loads files (:mod:`mi_estimators.io`) and calls :func:`mi_estimators.estimate`;
-``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``) with its own options.
+``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``): a
+:class:`mi_estimators.training.Trainer` subclass; its ``config_class`` generates the parser, the
+command line becomes a config, and ``Trainer(config).fit()`` runs it. (A trainer object without
+``config_class`` is driven by its own ``add_arguments(parser)`` and ``run(args)``.)
 """
 
 from __future__ import annotations
@@ -57,10 +60,15 @@ def _cmd_train(argv: list[str]) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     trainer = registry.lookup(name, "trainers")
-    parser = argparse.ArgumentParser(prog=f"mi-estimators train {name}",
-                                     description=(trainer.__doc__ or "").strip().split("\n")[0])
-    trainer.add_arguments(parser)
-    metrics = trainer.run(parser.parse_args(rest))
+    prog, description = f"mi-estimators train {name}", (trainer.__doc__ or "").strip().split("\n")[0]
+    config_class = getattr(trainer, "config_class", None)
+    if config_class is None:  # not built on the kit: the trainer parses and runs itself
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        trainer.add_arguments(parser)
+        metrics = trainer.run(parser.parse_args(rest))
+    else:  # parse -> config -> fit
+        args = config_class.parser(prog, description).parse_args(rest)
+        metrics = trainer(config_class.from_dict(vars(args))).fit()
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0

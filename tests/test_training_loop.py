@@ -4,6 +4,7 @@ third-party encoders, schedules, probes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -15,16 +16,17 @@ import torch
 
 import mi_estimators as mie
 from mi_estimators.training import (CHECKPOINT_NAME, ImageData, TrainingDivergedError, knn_accuracy,
-                                    linear_probe, load_checkpoint)
-from mi_estimators.training.loop import lr_lambda, parse_options
+                                    linear_probe, load_checkpoint, parse_options)
+from mi_estimators.training.loop import lr_lambda
 
 # A complete trainer plugin in a few lines; written to a file so that a subprocess can run it too.
 TOY = textwrap.dedent('''
+    import dataclasses
     import sys
     import torch
     from torch import nn
     import mi_estimators as mie
-    from mi_estimators.training import Augment, ImageData, Trainer, gather_with_grad, two_views
+    from mi_estimators.training import Augment, ImageData, TrainConfig, Trainer, override, two_views
 
 
     class ToyEncoder(nn.Module):
@@ -45,13 +47,14 @@ TOY = textwrap.dedent('''
 
 
     class Objective(nn.Module):
-        def __init__(self, encoder, poison_at=None):
+        def __init__(self, encoder, poison_at=None, gather=None):
             super().__init__()
             self.encoder, self.poison_at, self.calls = encoder, poison_at, 0
+            self.gather = gather or (lambda x: x)
 
         def forward(self, views):
             a, b = (self.encoder(v) for v in views)
-            za, zb = gather_with_grad(a["global"]), gather_with_grad(b["global"])
+            za, zb = self.gather(a["global"]), self.gather(b["global"])
             s = za @ zb.T / 4
             loss = -(s.diagonal() - s.logsumexp(1)).mean()
             self.calls += 1
@@ -60,9 +63,18 @@ TOY = textwrap.dedent('''
             return {"loss": loss, "logs": {}, "features": a}
 
 
+    @dataclasses.dataclass(frozen=True)
+    class ToyConfig(TrainConfig):
+        name = "toy"
+        encoder: str = override("encoder", "toy")
+        lr: float = override("lr", 3e-3)
+        batch_size: int = override("batch_size", 16)
+        warmup_steps: int = override("warmup_steps", 2)
+
+
     class ToyTrainer(Trainer):
         """Two-view InfoNCE on a toy encoder."""
-        defaults = {"encoder": "toy", "lr": 3e-3, "batch_size": 16, "warmup_steps": 2}
+        config_class = ToyConfig
         poison_at = None
 
         def make_inputs(self, x):
@@ -70,7 +82,7 @@ TOY = textwrap.dedent('''
             return self.normalise(v1), self.normalise(v2)
 
         def build_objective(self, encoder, shapes):
-            return Objective(encoder, self.poison_at)
+            return Objective(encoder, self.poison_at, gather=self.dist.gather)
 
 
     def toy_data(n=96, seed=0):
@@ -168,11 +180,120 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy, tmp_path):
     class Poisoned(toy.ToyTrainer):
         poison_at = 9  # epoch 2, third step
 
-    with pytest.raises(TrainingDivergedError, match=r"loss is nan.*epoch 2.*last good checkpoint.*--lr"):
+    # found at the next sync point (the epoch's end: log_every 50 > 6 steps), before anything is saved
+    with pytest.raises(TrainingDivergedError,
+                       match=r"loss is nan at epoch 2, between steps 7 and 12.*last good checkpoint.*--lr"):
         _run(toy, tmp_path, trainer=Poisoned)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert (state["epoch"], state["step"]) == (1, 6)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_sync_interval_does_not_change_the_run(toy, tmp_path):
+    """Reading the device every step or every 50 steps: the same weights, the same history."""
+    every, rarely = tmp_path / "every", tmp_path / "rarely"
+    a = _run(toy, every, "--log-every", "1")
+    b = _run(toy, rarely, "--log-every", "50")
+    _assert_same(_params(every), _params(rarely))
+    strip = [{k: v for k, v in h.items() if k not in ("wall_s", "images_per_s")} for h in a["history"]]
+    assert strip == [{k: v for k, v in h.items() if k not in ("wall_s", "images_per_s")} for h in b["history"]]
+
+
+def test_no_host_read_inside_a_step(toy, tmp_path, monkeypatch):
+    """The kit's step never reads a tensor on the host (float, int, bool, item, tolist): it syncs only at
+    the sync points. (Reads inside torch itself, such as Adam's CPU step counter, are not the kit's.)"""
+    import inspect
+    from pathlib import Path
+
+    from mi_estimators.training import Trainer
+
+    kit = str(Path(inspect.getfile(Trainer)).parent)
+    reads, inside = [], [False]
+
+    def spy(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if inside[0] and (caller.startswith(kit) or caller == str(toy.path)):
+                reads.append((name, caller, sys._getframe(1).f_lineno))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+
+    for name in ("__float__", "__int__", "__bool__", "__index__", "item", "tolist"):
+        spy(name)
+    step = Trainer._train_step
+
+    def traced(self, *args):
+        inside[0] = True
+        try:
+            return step(self, *args)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(Trainer, "_train_step", traced)
+    m = _run(toy, tmp_path, "--epochs", "1")
+    assert m["steps"] == 6 and reads == []
+
+
+def test_fit_leaves_the_callers_random_streams_alone(toy, tmp_path):
+    import random
+
+    import numpy as np
+
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    _run(toy, tmp_path, "--epochs", "1", "--probe-iters", "5")
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+
+
+def _ddp_worker(rank, world, port, toy_path, out):
+    """One torchrun-like rank: a stop flag raised on rank 1 only stops both ranks at the same sync
+    point; the run then resumes on both ranks to the end."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    spec = importlib.util.spec_from_file_location("toy_trainer", toy_path)
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+
+    def stop_on_rank_1(trainer):
+        if trainer.step == 3 and trainer.dist.rank == 1:
+            trainer._stop = signal.SIGTERM
+
+    argv = ["--out", out, "--epochs", "2", "--no-progress", "--log-every", "2", "--device", "cpu"]
+    codes = []
+    try:
+        toy.ToyTrainer.run(toy.ToyTrainer.parse(argv), train=toy.toy_data(), test=toy.toy_data(48, 1),
+                           callbacks=[stop_on_rank_1])
+    except SystemExit as exc:
+        codes.append(exc.code)
+    stopped = load_checkpoint(os.path.join(out, CHECKPOINT_NAME))
+    m = toy.ToyTrainer.run(toy.ToyTrainer.parse(argv + ["--resume"]), train=toy.toy_data(), test=toy.toy_data(48, 1))
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
+        json.dump({"codes": codes, "stopped_step": stopped["step"], "steps": m.get("steps"),
+                   "world": m.get("world_size")}, fh)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs torch.distributed with gloo")
+def test_two_ranks_stop_together_at_a_sync_point_and_resume(toy, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(toy.path), str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # 3 steps per epoch and rank; the flag set after step 3 is all-reduced at the next sync (step 4)
+    assert [r["codes"] for r in ranks] == [[128 + signal.SIGTERM]] * 2
+    assert ranks[0]["stopped_step"] == ranks[1]["stopped_step"] == 4
+    assert ranks[0]["steps"] == 6 and ranks[0]["world"] == 2 and ranks[1]["steps"] is None  # rank 0 reports
 
 
 def test_existing_run_needs_resume(toy, tmp_path):

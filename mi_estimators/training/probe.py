@@ -54,7 +54,7 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     k = int(max(train_y.max(), test_y.max())) + 1
-    lin = nn.Linear(train_x.shape[1], k).to(device)
+    lin = nn.utils.skip_init(nn.Linear, train_x.shape[1], k, device=device)  # no draw from the global RNG
     nn.init.zeros_(lin.weight)
     nn.init.zeros_(lin.bias)
     opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=max_iter, history_size=20,

@@ -50,6 +50,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from mi_estimators.training.encoders import feature_shapes  # re-exported: the kit's one copy
+
 __all__ = ["AMDIMEncoder", "ResBlock", "ResUnit", "feature_shapes"]
 
 SMALL_MAX = 48  # inputs up to this size get the small-image stem
@@ -152,18 +154,3 @@ class AMDIMEncoder(nn.Module):
         f1 = self.to_f1(f5)
         return {"global": f1, "local": f7, "f1": f1, "f5": f5, "f7": f7}
 
-
-def feature_shapes(encoder: nn.Module, in_channels: int, image_size: int) -> dict[str, tuple]:
-    """Per-sample shapes of every named feature of ``encoder`` (one dummy forward pass, eval mode)."""
-    import torch
-
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        param = next(encoder.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
-        with torch.no_grad():
-            out = encoder(torch.zeros(2, in_channels, image_size, image_size, device=device))
-    finally:
-        encoder.train(was_training)
-    return {k: tuple(v.shape[1:]) for k, v in out.items()}
