@@ -47,7 +47,8 @@ checkpoints, probes), :mod:`~mi_estimators.training.data` (``ImageData``, ``load
 """
 
 from mi_estimators.training.augment import Augment, two_views
-from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from mi_estimators.training.checkpoint import (CheckpointError, capture_rng, load_checkpoint, restore_rng,
+                                               save_atomic, save_checkpoint)
 from mi_estimators.training.config import TrainConfig, option, override, parse_options
 from mi_estimators.training.data import (
     DATASETS,
@@ -66,7 +67,7 @@ from mi_estimators.training.probe import OnlineProbe, extract_features, knn_accu
 
 __all__ = [
     "Augment", "two_views",
-    "capture_rng", "load_checkpoint", "restore_rng", "save_atomic",
+    "CheckpointError", "capture_rng", "load_checkpoint", "restore_rng", "save_atomic", "save_checkpoint",
     "DATASETS", "DatasetNotFoundError", "EpochBatches", "ImageData", "as_float", "load_dataset", "read_idx",
     "TrainConfig", "option", "override", "parse_options",
     "DistInfo", "gather_with_grad", "rank_offset",

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from mi_estimators.device import resolve_device
 from mi_estimators.training import distributed as ddp
 from mi_estimators.training.augment import Augment
-from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from mi_estimators.training.config import TrainConfig
 from mi_estimators.training.data import EpochBatches, ImageData, as_float, load_dataset
 from mi_estimators.training.encoders import build_encoder, feature_shapes
@@ -234,12 +234,12 @@ class Trainer:
         """
         caller_rng = capture_rng()
         try:
-            self._start()
+            saved = self._start()
             self._load_data(train, test)
             self._build_model()
             self._build_optimiser()
-            if self.config.resume or self.config.eval_only:
-                self._load(self.checkpoint_path)
+            if saved is not None:
+                self._restore(saved)
             self.model = self._distributed(self.module)
             if not self.config.eval_only and self.epoch < self.config.epochs:
                 self._train(list(callbacks))
@@ -247,8 +247,9 @@ class Trainer:
         finally:
             restore_rng(caller_rng)
 
-    def _start(self) -> None:
-        """Process group, device and the checks on ``--out`` that need no data."""
+    def _start(self) -> dict | None:
+        """Process group, device, the checks on ``--out`` and, to resume or evaluate, the checkpoint
+        (read now, so that a bad one fails before any data is loaded)."""
         cfg = self.config
         self.dist = ddp.init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda" and self.device.index is None:
@@ -260,6 +261,7 @@ class Trainer:
             raise FileNotFoundError(f"--resume/--eval-only: no checkpoint at {path}")
         if cfg.encoder is None:
             raise ValueError("--encoder is required (mi-estimators list encoders)")
+        return load_checkpoint(path) if cfg.resume or cfg.eval_only else None
 
     def _load_data(self, train: ImageData | None, test: ImageData | None) -> None:
         cfg = self.config
@@ -449,16 +451,17 @@ class Trainer:
         else:
             all_rng = [rng]
         if self.dist.is_main:
-            save_atomic({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                         "scheduler": self.scheduler.state_dict(), "rng": all_rng, "step": self.step,
-                         "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "history": self.history,
-                         "meter": meter, "world_size": self.dist.world_size, "config": self.config.to_dict()},
-                        path)
+            save_checkpoint({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                             "scheduler": self.scheduler.state_dict(), "rng": all_rng, "step": self.step,
+                             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                             "history": self.history, "meter": meter, "world_size": self.dist.world_size,
+                             "config": self.config.to_dict()}, path)
         if self.dist.enabled:
             dist.barrier()  # every rank goes on (or exits) with the checkpoint on disk
 
-    def _load(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+    def _restore(self, state: dict) -> None:
+        """Weights (and to resume: optimiser, schedule, position, random streams) of a checkpoint."""
+        path = self.checkpoint_path
         self.module.load_state_dict(self._model_state(path, state))
         self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
         if self.config.eval_only:
