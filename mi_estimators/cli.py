@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import textwrap
 
@@ -72,10 +73,28 @@ def _cmd_train(argv: list[str]) -> int:
         metrics = trainer.run(parser.parse_args(rest))
     else:  # parse -> config -> fit
         args = config_class.parser(prog, description).parse_args(rest)
-        metrics = trainer(config_class.from_dict(vars(args))).fit()
+        metrics = _fit(trainer(config_class.from_dict(vars(args))))
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0
+
+
+def _fit(trainer) -> dict:
+    """``trainer.fit()``; an unexpected error of the objective or of torch (out of memory, ...) as one
+    line (``MI_ESTIMATORS_TRACEBACK=1`` shows the traceback instead)."""
+    try:
+        return trainer.fit()
+    except RuntimeError as exc:
+        if os.environ.get("MI_ESTIMATORS_TRACEBACK") == "1":
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        hint = ("lower --batch-size" if "out of memory" in first else
+                "set MI_ESTIMATORS_TRACEBACK=1 to see where (a bug in the trainer, encoder or objective?)")
+        raise TrainingFailedError(f"training failed ({type(exc).__name__}: {first}); {hint}") from exc
+
+
+class TrainingFailedError(ValueError):
+    """An unexpected error during training, reported in one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     except (registry.UnknownNameError, registry.PluginLoadError, ValueError, FileNotFoundError) as exc:
         print(f"mi-estimators: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. training: --out not writable or in use, a full disk
+        print(f"mi-estimators: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
+        print("mi-estimators: interrupted", file=sys.stderr)
+        return 130
 
 
 def _main(argv: list[str]) -> int:
