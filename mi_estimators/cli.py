@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mi-estimators: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. training: --out not writable or in use, a full disk
-        print(f"mi-estimators: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        hint = "" if exc.errno is None else " (check the path, its permissions and the free disk space)"
+        print(f"mi-estimators: error: {' '.join(str(exc).split())}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
         print("mi-estimators: interrupted", file=sys.stderr)

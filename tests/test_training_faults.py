@@ -187,7 +187,7 @@ def test_read_only_and_full_disk_and_a_second_run(toy, tmp_path, capsys, monkeyp
     # a second run on the same folder (the first one waits before its first step)
     busy = tmp_path / "busy"
     first = _child(toy, f"wait:{tmp_path / 'go'}", busy)
-    for _ in range(600):
+    for _ in range(2400):  # until it holds the lock (a loaded machine may take a while to start it)
         if (busy / "run.lock").exists() and (busy / "run.lock").read_text():
             break
         time.sleep(0.05)
@@ -219,3 +219,27 @@ def test_read_only_and_full_disk_and_a_second_run(toy, tmp_path, capsys, monkeyp
         (tmp_path / "ro").mkdir(mode=0o555)
         code, err = _cli(toy, capsys, tmp_path / "ro")
         assert code == 2 and "cannot write to --out" in _error(err)
+
+
+def test_unexpected_errors_and_a_second_ctrl_c_are_one_line(toy, tmp_path, capsys, monkeypatch):
+    class Broken(toy.ToyTrainer):
+        """A trainer whose objective fails the way torch does (several lines)."""
+
+        def build_objective(self, encoder, shapes):
+            def fail(views):
+                raise RuntimeError("shapes do not match\n  (a long explanation)\n  on several lines")
+            obj = toy.Objective(encoder)
+            obj.forward = fail
+            return obj
+
+    mie.register("toy-broken", Broken, kind="trainers", overwrite=True)
+    try:
+        code = cli_main(["train", "toy-broken", *toy.args, "--out", str(tmp_path / "a")])
+        err = capsys.readouterr().err
+        assert code == 2 and "training failed (RuntimeError: shapes do not match); set MI_ESTIMATORS_TRACEBACK=1" \
+            in _error(err) and "Traceback" not in err
+        monkeypatch.setattr(toy.ToyTrainer, "_train_step", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+        assert cli_main(["train", "toy", *toy.args, "--out", str(tmp_path / "b")]) == 130
+        assert capsys.readouterr().err.strip().splitlines()[-1] == "mi-estimators: interrupted"
+    finally:
+        mie.unregister("toy-broken", kind="trainers")

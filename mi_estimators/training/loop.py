@@ -118,7 +118,7 @@ class _Meter:
         self.correct = torch.tensor(saved.get("correct", 0), dtype=torch.long, device=device)
         self.sums: dict[str, Tensor | float] = dict(saved.get("sums", {}))
         self.steps, self.seen = saved.get("steps", 0), saved.get("seen", 0)
-        self.wall_s = saved.get("wall_s", 0.0)
+        self.wall_s, self.seen_before = saved.get("wall_s", 0.0), self.seen  # (before a resume)
         self.t0 = time.perf_counter()
 
     def add(self, loss: Tensor, logs: Mapping[str, Any], correct: Tensor, images: int) -> None:
@@ -413,9 +413,10 @@ class Trainer:
             dist.all_reduce(status)
         bad, stopping, loss_sum = status.tolist()
         if bad > 0:
-            self._diverged(float(meter.total))
+            total = float(meter.total)
+            self._diverged(str(total) if not math.isfinite(total) else "not finite on another rank")
         self._synced_step = self.step
-        rate = meter.seen / max(time.perf_counter() - meter.t0, 1e-9)
+        rate = (meter.seen - meter.seen_before) / max(time.perf_counter() - meter.t0, 1e-9)
         bar.set_postfix(loss=f"{loss_sum / self.dist.world_size / meter.steps:.4f}", img_s=f"{rate:.0f}")
         return stopping > 0
 
@@ -467,7 +468,7 @@ class Trainer:
             raise KeyboardInterrupt
         self._stop = signum
 
-    def _diverged(self, value: float) -> None:
+    def _diverged(self, value: str) -> None:
         path = self.checkpoint_path
         where = (f"the last good checkpoint ({path}, end of epoch {self.epoch}) is kept"
                  if path.exists() else "no checkpoint was written yet")

@@ -18,8 +18,7 @@ import time
 
 import torch
 
-from mi_estimators.training import (ImageData, as_float, build_encoder, extract_features, linear_probe,
-                                    load_checkpoint, load_dataset)
+from mi_estimators.training import ImageData, as_float, build_encoder, linear_probe, load_checkpoint, load_dataset
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.cli import main as cli_main
-from mi_estimators.training import ImageData, feature_shapes, gather_with_grad, load_dataset
+from mi_estimators.training import feature_shapes, gather_with_grad, load_dataset
 from mi_estimators_dim.encoders import DIMConvEncoder
 from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMTrainer
 
