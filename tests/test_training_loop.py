@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,102 +19,15 @@ from mi_estimators.training import (CHECKPOINT_NAME, ImageData, TrainingDiverged
                                     linear_probe, load_checkpoint, parse_options)
 from mi_estimators.training.loop import lr_lambda
 
-# A complete trainer plugin in a few lines; written to a file so that a subprocess can run it too.
-TOY = textwrap.dedent('''
-    import dataclasses
-    import sys
-    import torch
-    from torch import nn
-    import mi_estimators as mie
-    from mi_estimators.training import Augment, ImageData, TrainConfig, Trainer, override, two_views
-
-
-    class ToyEncoder(nn.Module):
-        default_probe = ("global",)
-
-        def __init__(self, in_channels, image_size, width=8):
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, width, 3, 2, 1)
-            self.fc = nn.Linear(width * ((image_size + 1) // 2) ** 2, 16)
-
-        def forward(self, x):
-            m = torch.relu(self.conv(x))
-            return {"global": self.fc(m.flatten(1)), "local": m}
-
-
-    if "toy" not in mie.available("encoders"):
-        mie.register("toy", ToyEncoder, kind="encoders")
-
-
-    class Objective(nn.Module):
-        def __init__(self, encoder, poison_at=None, gather=None):
-            super().__init__()
-            self.encoder, self.poison_at, self.calls = encoder, poison_at, 0
-            self.gather = gather or (lambda x: x)
-
-        def forward(self, views):
-            a, b = (self.encoder(v) for v in views)
-            za, zb = self.gather(a["global"]), self.gather(b["global"])
-            s = za @ zb.T / 4
-            loss = -(s.diagonal() - s.logsumexp(1)).mean()
-            self.calls += 1
-            if self.poison_at is not None and self.calls >= self.poison_at:
-                loss = loss * float("nan")
-            return {"loss": loss, "logs": {}, "features": a}
-
-
-    @dataclasses.dataclass(frozen=True)
-    class ToyConfig(TrainConfig):
-        name = "toy"
-        encoder: str = override("encoder", "toy")
-        lr: float = override("lr", 3e-3)
-        batch_size: int = override("batch_size", 16)
-        warmup_steps: int = override("warmup_steps", 2)
-
-
-    class ToyTrainer(Trainer):
-        """Two-view InfoNCE on a toy encoder."""
-        config_class = ToyConfig
-        poison_at = None
-
-        def make_inputs(self, x):
-            v1, v2 = two_views(x, Augment(translate=1, flip=True), shared_flip=True)
-            return self.normalise(v1), self.normalise(v2)
-
-        def build_objective(self, encoder, shapes):
-            return Objective(encoder, self.poison_at, gather=self.dist.gather)
-
-
-    def toy_data(n=96, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        labels = torch.arange(n) % 3
-        base = torch.rand(3, 1, 8, 8, generator=g)
-        images = (base[labels] + 0.3 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
-        return ImageData((images * 255).to(torch.uint8), labels)
-
-
-    if __name__ == "__main__":  # the SIGKILL test: die in the middle of epoch 2
-        import os, signal
-        torch.set_num_threads(1)
-        out, kill_step = sys.argv[1], int(sys.argv[2])
-
-        def killer(trainer):
-            if trainer.step == kill_step:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        args = ToyTrainer.parse(["--out", out, "--epochs", "3", "--no-progress"])
-        ToyTrainer.run(args, train=toy_data(), test=toy_data(48, 1), callbacks=[killer])
-''')
+TOY = Path(__file__).with_name("toy_trainer.py")  # a trainer plugin; a subprocess runs it too
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "toy_trainer.py"
-    path.write_text(TOY)
-    spec = importlib.util.spec_from_file_location("toy_trainer", path)
+def toy():
+    spec = importlib.util.spec_from_file_location("toy_trainer", TOY)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.path = path
+    mod.path = TOY
     yield mod
     mie.unregister("toy", kind="encoders")
 
@@ -161,6 +74,8 @@ def test_sigint_mid_epoch_then_resume_is_identical(toy, tmp_path):
     m = _run(toy, stopped, "--resume")
     assert m["steps"] == 18
     _assert_same(_params(straight), _params(stopped))
+    # the wall time counts the whole run: the epochs before the interruption come from the checkpoint
+    assert len(m["history"]) == 3 and m["train_wall_s"] == round(sum(h["wall_s"] for h in m["history"]), 2)
 
 
 def test_sigkill_mid_epoch_then_resume_loses_only_that_epoch(toy, tmp_path):
@@ -362,6 +277,15 @@ def test_linear_probe_agrees_with_sklearn():
         ((x[:400] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[:400].numpy())
     theirs = clf.score(((x[400:] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[400:].numpy())
     assert abs(ours - theirs) <= 0.02 and ours > 0.5
+
+
+def test_probe_progress_follows_no_progress(toy, tmp_path, capsys):
+    _run(toy, tmp_path / "quiet", "--epochs", "0", "--probe-iters", "5")
+    assert "probe:" not in capsys.readouterr().err
+    args = toy.ToyTrainer.parse(["--out", str(tmp_path / "shown"), "--epochs", "0", "--probe-iters", "5"])
+    toy.ToyTrainer.run(args, train=toy.toy_data(), test=toy.toy_data(48, 1))
+    err = capsys.readouterr().err
+    assert "probe: features" in err and "probe: L-BFGS evaluations" in err
 
 
 def test_knn_matches_naive_loop():

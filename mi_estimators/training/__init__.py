@@ -43,11 +43,13 @@ checkpoints, probes), :mod:`~mi_estimators.training.data` (``ImageData``, ``load
 :mod:`~mi_estimators.training.encoders` (the encoder contract, ``feature_shapes``),
 :mod:`~mi_estimators.training.distributed` (``DistInfo``, ``gather_with_grad``),
 :mod:`~mi_estimators.training.heads` (``EmbedHead``), :mod:`~mi_estimators.training.probe`
-(linear, kNN and online probes) and :mod:`~mi_estimators.training.checkpoint`.
+(linear, kNN and online probes), :mod:`~mi_estimators.training.checkpoint` (safe, verified,
+atomic checkpoints) and :mod:`~mi_estimators.training.rundir` (the ``--out`` lock).
 """
 
 from mi_estimators.training.augment import Augment, two_views
-from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from mi_estimators.training.checkpoint import (CheckpointError, capture_rng, load_checkpoint, load_latest,
+                                               previous_path, restore_rng, save_atomic, save_checkpoint)
 from mi_estimators.training.config import TrainConfig, option, override, parse_options
 from mi_estimators.training.data import (
     DATASETS,
@@ -63,10 +65,12 @@ from mi_estimators.training.encoders import build_encoder, check_features, featu
 from mi_estimators.training.heads import EmbedHead
 from mi_estimators.training.loop import CHECKPOINT_NAME, Trainer, TrainingDivergedError, select_features
 from mi_estimators.training.probe import OnlineProbe, extract_features, knn_accuracy, linear_probe
+from mi_estimators.training.rundir import OutDirError, claim_run_dir
 
 __all__ = [
     "Augment", "two_views",
-    "capture_rng", "load_checkpoint", "restore_rng", "save_atomic",
+    "CheckpointError", "capture_rng", "load_checkpoint", "load_latest", "previous_path", "restore_rng",
+    "save_atomic", "save_checkpoint", "OutDirError", "claim_run_dir",
     "DATASETS", "DatasetNotFoundError", "EpochBatches", "ImageData", "as_float", "load_dataset", "read_idx",
     "TrainConfig", "option", "override", "parse_options",
     "DistInfo", "gather_with_grad", "rank_offset",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -33,11 +34,13 @@ from tqdm.auto import tqdm
 from mi_estimators.device import resolve_device
 from mi_estimators.training import distributed as ddp
 from mi_estimators.training.augment import Augment
-from mi_estimators.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from mi_estimators.training.checkpoint import (capture_rng, load_latest, previous_path, restore_rng,
+                                               save_checkpoint)
 from mi_estimators.training.config import TrainConfig
 from mi_estimators.training.data import EpochBatches, ImageData, as_float, load_dataset
 from mi_estimators.training.encoders import build_encoder, feature_shapes
 from mi_estimators.training.probe import OnlineProbe, extract_features, knn_accuracy, linear_probe
+from mi_estimators.training.rundir import OutDirError, RunLock, claim_run_dir, write_json
 
 __all__ = ["Trainer", "TrainingDivergedError", "lr_lambda", "select_features", "CHECKPOINT_NAME"]
 
@@ -115,7 +118,7 @@ class _Meter:
         self.correct = torch.tensor(saved.get("correct", 0), dtype=torch.long, device=device)
         self.sums: dict[str, Tensor | float] = dict(saved.get("sums", {}))
         self.steps, self.seen = saved.get("steps", 0), saved.get("seen", 0)
-        self.wall_s = saved.get("wall_s", 0.0)
+        self.wall_s, self.seen_before = saved.get("wall_s", 0.0), self.seen  # (before a resume)
         self.t0 = time.perf_counter()
 
     def add(self, loss: Tensor, logs: Mapping[str, Any], correct: Tensor, images: int) -> None:
@@ -171,6 +174,8 @@ class Trainer:
         self._stop: int | None = None
         self._resumed_meter: dict | None = None
         self._synced_step = 0
+        self._lock: RunLock | None = None
+        self._read_from = self.checkpoint_path
 
     # --------------------------------------------------------------------- plugin interface
     def build_objective(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]]) -> nn.Module:
@@ -220,6 +225,11 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.out / CHECKPOINT_NAME
 
+    @property
+    def _progress(self) -> bool:
+        """Whether this process shows progress bars (rank 0, unless ``--no-progress``)."""
+        return not self.config.no_progress and self.dist.is_main
+
     def log(self, msg: str) -> None:
         if self.dist.is_main:
             tqdm.write(msg, file=sys.stderr)
@@ -234,32 +244,53 @@ class Trainer:
         """
         caller_rng = capture_rng()
         try:
-            self._start()
+            saved = self._start()
             self._load_data(train, test)
             self._build_model()
             self._build_optimiser()
-            if self.config.resume or self.config.eval_only:
-                self._load(self.checkpoint_path)
+            if saved is not None:
+                self._restore(saved)
             self.model = self._distributed(self.module)
             if not self.config.eval_only and self.epoch < self.config.epochs:
                 self._train(list(callbacks))
             return self._finish()
         finally:
+            if self._lock is not None:
+                self._lock.release()
             restore_rng(caller_rng)
 
-    def _start(self) -> None:
-        """Process group, device and the checks on ``--out`` that need no data."""
-        cfg = self.config
+    def _start(self) -> dict | None:
+        """Before any work: the process group and device, ``--out`` checked writable and locked
+        (rank 0), and, to resume or evaluate, the checkpoint (so that a bad one fails at once)."""
+        if self.config.encoder is None:
+            raise ValueError("--encoder is required (mi-estimators list encoders)")
         self.dist = ddp.init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.dist.local_rank)
-        path = self.checkpoint_path
-        if path.exists() and not (cfg.resume or cfg.eval_only):
-            raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --out")
-        if (cfg.resume or cfg.eval_only) and not path.exists():
-            raise FileNotFoundError(f"--resume/--eval-only: no checkpoint at {path}")
-        if cfg.encoder is None:
-            raise ValueError("--encoder is required (mi-estimators list encoders)")
+        if self.dist.is_main:
+            self._lock = claim_run_dir(self.out)
+            if self._lock.stale:
+                self.log(f"warning: {self._lock.stale}")
+        return self._read_checkpoint()
+
+    def _read_checkpoint(self) -> dict | None:
+        """The checkpoint to resume or evaluate: the latest, or the previous one if the latest is
+        unreadable (a resumed run then moves the unreadable file aside to ``*.unreadable``)."""
+        cfg, path = self.config, self.checkpoint_path
+        exists = path.exists() or previous_path(path).exists()
+        if not (cfg.resume or cfg.eval_only):
+            if exists:
+                raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --out")
+            return None
+        if not exists:
+            raise FileNotFoundError(f"--resume/--eval-only: no checkpoint in {self.out} (the run was stopped "
+                                    "before its first epoch ended?); run without --resume to start it there")
+        state, self._read_from, warning = load_latest(path)
+        if warning:
+            self.log(f"warning: {warning}")
+            if cfg.resume and self.dist.is_main and path.exists():  # else the next save keeps it as .prev
+                os.replace(path, path.with_name(path.name + ".unreadable"))
+        return state
 
     def _load_data(self, train: ImageData | None, test: ImageData | None) -> None:
         cfg = self.config
@@ -319,10 +350,8 @@ class Trainer:
                         "world_size": self.dist.world_size, "device": str(self.device),
                         "history": self.history, "config": self.config.to_dict()})
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
             name = "eval-metrics.json" if self.config.eval_only else "metrics.json"  # keep the run's record
-            with open(self.out / name, "w") as fh:
-                json.dump(metrics, fh, indent=2, default=str)
+            write_json(self.out / name, metrics)
         if self.dist.enabled:
             dist.barrier()
         return metrics if self.dist.is_main else {}  # only rank 0 reports
@@ -336,8 +365,7 @@ class Trainer:
     def _train_epoch(self, callbacks: list[Callback]) -> None:
         meter, self._resumed_meter = _Meter(self.device, self._resumed_meter), None
         bar = tqdm(total=len(self.batches), initial=self.batch_in_epoch, leave=False, file=sys.stderr,
-                   desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                   disable=self.config.no_progress or not self.dist.is_main)
+                   desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=not self._progress)
         with bar:
             for images, labels in self._loader():
                 self._train_step(images, labels, meter)
@@ -385,9 +413,10 @@ class Trainer:
             dist.all_reduce(status)
         bad, stopping, loss_sum = status.tolist()
         if bad > 0:
-            self._diverged(float(meter.total))
+            total = float(meter.total)
+            self._diverged(str(total) if not math.isfinite(total) else "not finite on another rank")
         self._synced_step = self.step
-        rate = meter.seen / max(time.perf_counter() - meter.t0, 1e-9)
+        rate = (meter.seen - meter.seen_before) / max(time.perf_counter() - meter.t0, 1e-9)
         bar.set_postfix(loss=f"{loss_sum / self.dist.world_size / meter.steps:.4f}", img_s=f"{rate:.0f}")
         return stopping > 0
 
@@ -409,8 +438,8 @@ class Trainer:
     def _interrupted(self, meter: _Meter) -> None:
         """A signal: an exact mid-epoch checkpoint (with the epoch's sums so far), then exit."""
         self._save(self.checkpoint_path, meter=meter.read())
-        self.log(f"interrupted at epoch {self.epoch + 1}, step {self.step}; checkpoint written "
-                 f"to {self.checkpoint_path}; continue with --resume")
+        self.log(f"interrupted {self._position()}; checkpoint written to {self.checkpoint_path}; "
+                 "continue with --resume")
         raise SystemExit(128 + int(self._stop or signal.SIGTERM))
 
     @contextlib.contextmanager
@@ -426,12 +455,20 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _position(self) -> str:
+        """Where the run stands, numbered the same way in every message (epochs from 1)."""
+        total = self.config.epochs
+        if self.batch_in_epoch == 0:
+            return f"after epoch {self.epoch} of {total} (step {self.step})"
+        return (f"in epoch {self.epoch + 1} of {total}, after step {self.step} (batch {self.batch_in_epoch} "
+                f"of {len(self.batches)})")
+
     def _on_signal(self, signum, frame) -> None:
         if self._stop is not None:  # a second signal: stop now
             raise KeyboardInterrupt
         self._stop = signum
 
-    def _diverged(self, value: float) -> None:
+    def _diverged(self, value: str) -> None:
         path = self.checkpoint_path
         where = (f"the last good checkpoint ({path}, end of epoch {self.epoch}) is kept"
                  if path.exists() else "no checkpoint was written yet")
@@ -449,20 +486,26 @@ class Trainer:
         else:
             all_rng = [rng]
         if self.dist.is_main:
-            save_atomic({"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-                         "scheduler": self.scheduler.state_dict(), "rng": all_rng, "step": self.step,
-                         "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "history": self.history,
-                         "meter": meter, "world_size": self.dist.world_size, "config": self.config.to_dict()},
-                        path)
+            state = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "rng": all_rng, "step": self.step,
+                     "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "history": self.history,
+                     "meter": meter, "world_size": self.dist.world_size, "config": self.config.to_dict()}
+            try:
+                save_checkpoint(state, path)
+            except OSError as exc:
+                raise OutDirError(f"could not write the checkpoint {path} ({exc.strerror or exc}); the earlier "
+                                  "checkpoints are intact: free some disk space (or choose a writable --out) "
+                                  "and continue with --resume") from exc
         if self.dist.enabled:
             dist.barrier()  # every rank goes on (or exits) with the checkpoint on disk
 
-    def _load(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+    def _restore(self, state: dict) -> None:
+        """Weights (and to resume: optimiser, schedule, position, random streams) of a checkpoint."""
+        path = self._read_from
         self.module.load_state_dict(self._model_state(path, state))
         self.step, self.epoch, self.history = state["step"], state["epoch"], state["history"]
         if self.config.eval_only:
-            self.log(f"loaded {path}: epoch {self.epoch}, step {self.step}")
+            self.log(f"loaded {path}: {self.epoch} epochs trained ({self.step} steps)")
             return
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -474,7 +517,7 @@ class Trainer:
         else:
             self.log(f"checkpoint written by {len(rng)} processes, resumed on {self.dist.world_size}: "
                      "random streams are reseeded, the data order is kept")
-        self.log(f"resumed from {path}: epoch {self.epoch}, step {self.step}")
+        self.log(f"resumed from {path} {self._position()}")
 
     def _model_state(self, path: Path, state: dict) -> dict:
         """The checkpoint's weights; for ``--eval-only`` without an online probe of other features."""
@@ -503,7 +546,8 @@ class Trainer:
         cfg, t0 = self.config, time.perf_counter()
         train = self.train_data.subset(cfg.probe_limit)
         tr, te = self._probe_features(train), self._probe_features(self.test_data)
-        acc = linear_probe(tr, train.labels, te, self.test_data.labels, device=self.device, max_iter=cfg.probe_iters)
+        acc = linear_probe(tr, train.labels, te, self.test_data.labels, device=self.device, max_iter=cfg.probe_iters,
+                           progress=self._progress)
         out = {"linear_probe_test_acc": acc, "probe_features": ",".join(self.probe_keys), "probe_dim": tr.shape[1],
                "probe_train_images": len(train), "probe_test_images": len(te)}
         if cfg.knn > 0:
@@ -517,7 +561,7 @@ class Trainer:
         self.encoder.eval()
         try:
             with self.autocast:
-                return extract_features(self.features, data.images, device=self.device,
+                return extract_features(self.features, data.images, device=self.device, progress=self._progress,
                                         preprocess=lambda x: self.normalise(as_float(x)))
         finally:
             self.encoder.train(was)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import mi_estimators as mie
-from mi_estimators.training import Augment, ImageData, load_dataset, two_views
+from mi_estimators.training import Augment, ImageData, load_checkpoint, load_dataset, two_views
 from mi_estimators_amdim.trainer import AMDIMConfig, AMDIMObjective, AMDIMTrainer, resolve_scales
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -62,8 +62,8 @@ def test_resume_continues_exactly(tmp_path):
                                train=data, test=test)
     assert resumed["steps"] == straight["steps"] == 4
     assert resumed["history"][1]["loss"] == pytest.approx(straight["history"][1]["loss"], rel=1e-5)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 

@@ -4,6 +4,7 @@ gradient routing, tiny training runs, DDP equivalence, third-party encoders."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 from pathlib import Path
@@ -16,13 +17,13 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.cli import main as cli_main
-from mi_estimators.training import ImageData, feature_shapes, gather_with_grad, load_dataset
+from mi_estimators.training import feature_shapes, gather_with_grad, load_dataset
 from mi_estimators_dim.encoders import DIMConvEncoder
 from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMTrainer
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION} "
-                                   "(sudo apt-get install dataset-fashion-mnist)")
+                                   "(apt-get install dataset-fashion-mnist, as root)")
 
 
 def _objective(alpha=1.0, beta=1.0, gamma=0.1, bound="jsd", batch_norm=True, embed_dim=16, gather=None):
@@ -68,8 +69,25 @@ def test_every_bound_takes_local_and_global_scores(bound):
     obj = _objective(bound=bound, gamma=0.0)
     out = obj(torch.rand(4, 1, 28, 28))
     out["loss"].backward()
-    assert torch.isfinite(out["loss"]) and {"local_mi", "global_mi"} <= set(out["logs"])
+    assert torch.isfinite(out["loss"]) and {"local_mi_dv", "global_mi_dv"} <= set(out["logs"])
     assert obj.encoder.conv1[0].weight.grad.abs().sum() > 0
+
+
+def test_logged_mi_is_the_dv_read_out_and_stays_finite():
+    """A few large negative-pair scores: JSD's NWJ(T + 1) read-out explodes, the logged DV one does not."""
+    torch.manual_seed(0)
+    obj = _objective(alpha=0.0, gamma=0.0)
+    x = torch.rand(4, 1, 28, 28)
+    out = obj(x)
+    feats = obj.encoder(x)
+    scores = obj.local_scores(feats["global"], feats["local"]).float()
+    torch.testing.assert_close(out["logs"]["local_mi_dv"], mie.get("dv")(scores))
+    s = torch.full((8, 8, 4), -2.0)
+    s.diagonal(dim1=0, dim2=1).fill_(6.0)
+    s[0, 1, :2] = 12.0  # two negative-pair scores of a JSD-trained critic gone large
+    assert float(mie.get("jsd")(s)) < -100  # NWJ(T + 1): 7 - mean exp(T_neg)
+    dv = float(mie.get("dv")(s))  # 6 - log mean exp(T_neg): finite, and at most log(#negatives) below 6
+    assert 6 - 12 <= dv <= 6 and math.isfinite(dv)
 
 
 def test_prior_matching_routes_gradients():
@@ -117,7 +135,7 @@ def test_cli_on_a_fashion_mnist_slice(tmp_path, capsys):
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert printed["linear_probe_test_acc"] == written["linear_probe_test_acc"] > 0.3  # 10 classes: chance 0.1
     assert written["config"]["bound"] == "jsd" and written["config"]["alpha"] == 0.5
-    assert {"local_mi", "global_mi", "prior_d_loss"} <= set(written["history"][0])
+    assert {"local_mi_dv", "global_mi_dv", "prior_d_loss"} <= set(written["history"][0])
 
 
 #: every flag of `mi-estimators train dim` before the options became a config (names and defaults kept)
