@@ -329,3 +329,15 @@ def test_optimal_gaussian_critic(d, rho, n, seed):
     assert infonce <= mi + 5 * float(rows.std()) / math.sqrt(n) + 1e-3
     for name in BOUNDS:
         assert math.isfinite(float(mie.get(name)(t_star)))
+
+
+def test_finite_checks_can_be_turned_off_for_a_block_and_come_back():
+    from mi_estimators.bounds import finite_checks
+
+    bad = torch.full((4, 4), float("nan"))
+    with finite_checks(False):
+        assert torch.isnan(mie.get("dv")(bad))  # no host read of the scores: NaN flows through
+        with pytest.raises(ValueError, match="shape"):
+            mie.get("dv")(torch.zeros(3, 4))  # shapes are still checked
+    with pytest.raises(ValueError, match="NaN"):
+        mie.get("dv")(bad)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mi_estimators.bounds.base import finite_checks
 from mi_estimators.device import resolve_device
 from mi_estimators.training import distributed as ddp
 from mi_estimators.training.augment import Augment
@@ -388,7 +389,7 @@ class Trainer:
         """One optimiser step; nothing here waits for the device."""
         images = as_float(images.to(self.device, non_blocking=True))
         labels = labels.to(self.device, non_blocking=True)
-        with self.autocast:
+        with self.autocast, finite_checks(False):  # the loss is checked at the sync points instead
             loss, logs, correct = self.model(self.make_inputs(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
