@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +61,13 @@ class BoundInfo:
     #: the score layouts :meth:`Bound.check` accepts
     score_shapes: tuple[ScoreShape, ...] = (ScoreShape.PAIRS,)
     stateful: bool = False
-    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE)
+    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE), in words
     ceiling: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+    #: the same ceiling in a checkable form: ``max_value(bound, shape)`` is the most ``bound`` (with
+    #: its options) can return for scores of ``shape``, in nats, or None where it has no ceiling;
+    #: :func:`mi_estimators.testing.check_bound` checks it
+    max_value: Callable[[Any, tuple[int, ...]], float | None] | None = None
 
 
 def check_scores(scores: Tensor, shapes: tuple[ScoreShape, ...] = PAIRS_AND_LOCATIONS, *,
