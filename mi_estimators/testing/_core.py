@@ -23,8 +23,9 @@ class ConformanceError(AssertionError):
 
     ``entry`` names it (``distribution[name]`` through the registry, else the class or factory),
     ``property`` the broken property (one of the ``*_PROPERTIES`` names), ``detail`` what was seen.
-    When hypothesis found it, the minimal failing example is attached as a note
-    (``"Falsifying example: ..."``, in ``__notes__``; pytest prints it under the message).
+    When hypothesis found it, the minimal failing example is attached as a note (in
+    ``__notes__``, as the call of a function named after the property, e.g.
+    ``finite_at_extreme_scores(batches=[tensor(...)])``; pytest prints it under the message).
     """
 
     def __init__(self, entry: str, property: str, detail: str):
