@@ -19,7 +19,7 @@ import contextvars
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Literal
+from typing import Any, Callable, ClassVar, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -63,9 +63,13 @@ class BoundInfo:
     #: the score layouts :meth:`Bound.check` accepts
     score_shapes: tuple[ScoreShape, ...] = (ScoreShape.PAIRS,)
     stateful: bool = False
-    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE)
+    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE), in words
     ceiling: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+    #: the same ceiling in a checkable form: ``max_value(bound, shape)`` is the most ``bound`` (with
+    #: its options) can return for scores of ``shape``, in nats, or None where it has no ceiling;
+    #: :func:`mi_estimators.testing.check_bound` checks it
+    max_value: Callable[[Any, tuple[int, ...]], float | None] | None = None
 
 
 _FINITE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("finite_checks", default=True)
