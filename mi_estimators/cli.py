@@ -161,18 +161,21 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--y-cols", help="columns of Y (required when Y comes from the same file as X)")
     p.add_argument("--x-key", help="array name inside an .npz for X (default: the first)")
     p.add_argument("--y-key", help="array name inside an .npz for Y")
-    p.add_argument("--bound", default="smile", help="a registered bound (default smile)")
+    p.add_argument("--bound", default="infonce",
+                   help="the trained critic's bound: training, monitor and read-out (default infonce)")
     p.add_argument("--critic", default="auto",
                    help="auto (default: concat for 1+1 columns, else separable), separable, concat or bilinear")
-    p.add_argument("--steps", type=int, default=4000, help="maximum training steps (default 4000)")
+    p.add_argument("--steps", type=int, default=2000, help="maximum training steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="training batch (default 256 for a separable critic, 128 for concat)")
-    p.add_argument("--lr", type=float, default=5e-4)
+                   help="training batch (default 256 for a separable critic, 64 for concat)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3 separable, 3e-3 concat)")
     p.add_argument("--standardize", choices=("rank", "zscore", "none"), default="rank",
                    help="per-column transform fitted on the training split: normal scores of the "
                         "ranks (default), mean/sd scaling, or none")
-    p.add_argument("--no-gaussian", dest="gaussian", action="store_false",
-                   help="do not consider the closed-form Gaussian-copula critic (report the trained one)")
+    p.add_argument("--no-copula", dest="copula", action="store_false",
+                   help="do not consider the closed-form Gaussian and Student-t copula critics (report the trained one)")
+    p.add_argument("--ensemble", type=int, default=1,
+                   help="average a winning trained critic with N - 1 more from other seeds (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=1,
@@ -190,10 +193,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     y = load_array(args.y or args.x, args.y_cols, args.y_key)
     result = estimate(x, y, bound=args.bound, critic=args.critic, steps=args.steps, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, device=args.device, standardize=args.standardize,
-                      gaussian=args.gaussian, threads=args.threads)
+                      copula=args.copula, ensemble=args.ensemble, threads=args.threads)
     if args.json:
         settings = dataclasses.asdict(result.settings)
         print(json.dumps({"mi": result.mi, "stderr": result.stderr, "ci95": list(result.ci),
+                          "ci95_heldout": list(result.ci_heldout),
                           "best_step": result.best_step, "settings": settings}, indent=2, default=str))
     else:
         print(result)

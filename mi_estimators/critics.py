@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from mi_estimators.options import integer, positive_int
 
-__all__ = ["BilinearCritic", "ConcatCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack"]
+__all__ = ["BilinearCritic", "ConcatCritic", "EnsembleCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU,
@@ -323,6 +323,28 @@ class BilinearCritic(_Critic):
             qy = ((y @ self.b) * y).sum(-1)
             s = s + qx[..., :, None] + qy[..., None, :] + self.c
         return s
+
+
+class EnsembleCritic(nn.Module):
+    """``T(x, y) = (1/K) Σ_k T_k(x, y)``: the mean score of K critics (e.g. trained from different
+    seeds). Any function of ``(x, y)`` is a critic, so a bound read out on held-out rows stays a
+    bound; averaging cancels part of each member's overfitting noise.
+
+    >>> import torch
+    >>> members = [ConcatCritic(1, 1, hidden=4) for _ in range(3)]
+    >>> x, y = torch.randn(5, 1), torch.randn(5, 1)
+    >>> bool(torch.allclose(EnsembleCritic(members)(x, y), sum(m(x, y) for m in members) / 3))
+    True
+    """
+
+    def __init__(self, critics: list[nn.Module]):
+        super().__init__()
+        if not critics:
+            raise ValueError("EnsembleCritic needs at least one critic")
+        self.members = nn.ModuleList(critics)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return torch.stack([critic(x, y) for critic in self.members]).mean(0)
 
 
 def unstack(critic: _Critic, k: int) -> _Critic:

@@ -5,19 +5,33 @@ The procedure, each step a function below and every setting a field of :class:`E
 1. :func:`split` the rows at random into train (70%), monitor (10%) and test (20%) sets and map
    every column with a transform fitted on the training rows (default: normal scores of the ranks,
    :func:`mi_estimators.arrays.marginal_transform`; MI is unchanged by increasing maps).
-2. :func:`train_candidate`: a critic (``critic="auto"``: concat for 1+1 columns, separable above)
-   trained on minibatches of the training split with ``bound.loss``, early stopping on the
-   monitor split (:func:`mi_estimators.fit.fit_critic`).
-3. :func:`gaussian_candidate` (``gaussian=True``): the closed-form log density ratio of the
-   Gaussian fitted to the training split, read out by DV. It is exact when the dependence is
-   Gaussian after the rank map, at any MI, and a lower bound on I(X; Y) otherwise.
+2. :func:`copula_candidate` (``copula=True``): closed-form critics of elliptical copulas fitted to
+   the training split — Student-t copulas with ν ∈ {1, 2, 3, 5, 10, 30} and the Gaussian copula
+   (ν = ∞), each reduced to its k leading canonical pairs (:mod:`mi_estimators.copula`) — read out
+   by DV; (ν, k) is chosen by the DV value on the monitor split. Exact for Gaussian and Student-t
+   copulas (at any MI), and a lower bound otherwise.
+3. :func:`train_candidate`: a critic (``critic="auto"``: concat for 1+1 columns, separable above)
+   trained on minibatches of the training split with ``bound.loss`` (InfoNCE by default), early
+   stopping on the bound's value on the monitor split (:func:`mi_estimators.fit.fit_critic`).
 4. :func:`choose`: the candidate with the larger value on the monitor split (never the test split,
-   which would bias the estimate upwards).
+   which would bias the estimate upwards). With ``ensemble=K > 1`` a winning trained critic is
+   averaged with K − 1 more trained from other seeds.
 5. :func:`read_out`: the chosen candidate's bound on the full score matrix of the test split
-   (n_test(n_test − 1) negatives), with a delete-a-group jackknife standard error.
+   (n_test(n_test − 1) negatives), with a delete-a-group jackknife standard error. A copula
+   winner is refitted in closed form, so it is cross-fitted instead (``folds=5``): refitted on
+   K − 1 folds of all n rows and read out on the K-th, in turn; the read-out then uses every row
+   and its standard error is about half the single split's. (The monitor rows that chose ν and k
+   are among them, a tenth of the read-out: the selection among a few dozen closed-form models
+   biases it by a negligible amount.)
 
-The interval ``mi ± t₀.₉₇₅ · stderr`` covers the held-out sampling noise of the chosen critic; a
-critic far from optimal biases every bound (downwards for lower bounds), which it does not show.
+**The intervals.** ``ci_heldout = mi ± t₀.₉₇₅ · stderr`` is the held-out sampling error of the
+chosen critic alone. But the critic is fitted on finite data, so its held-out value is low by its
+deficiency (about p/(2n) nats for p parameters fitted by maximum likelihood), while its value on
+its own training rows is high by the same optimism to first order (Akaike's argument). ``ci`` is
+therefore ``[mi − t·stderr, max(mi, train_value) + t·stderr]``: it brackets I(X; Y) when the
+candidate family contains the truth. ``settings.train_value`` is that training value (the fitted
+copula's MI; the trained critic's bound on all pairs of up to 1,000 training rows).
+
 Why the defaults are what they are, with the measurements: ``validation/README.md``.
 """
 
@@ -26,9 +40,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -38,25 +53,30 @@ from torch import Tensor, nn
 from mi_estimators import options as check
 from mi_estimators import registry
 from mi_estimators.arrays import check_pair, marginal_mode, marginal_transform
-from mi_estimators.critics import BilinearCritic
+from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit_dispersion, rank_grid, t_scores
+from mi_estimators.critics import EnsembleCritic
 from mi_estimators.device import resolve_device
-from mi_estimators.fit import FitResult, fit_critic, held_out, seeded, threads
+from mi_estimators.fit import fit_critic, held_out, seeded, threads
 
 __all__ = ["Candidate", "EstimateOptions", "EstimateResult", "EstimateSettings", "Splits", "auto_critic",
-           "choose", "estimate", "gaussian_candidate", "read_out", "split", "train_candidate"]
+           "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
 
-#: critic sizes for finite samples (2×64 hidden units; the rationale is in validation/README.md)
+#: trained-critic sizes for finite samples (the rationale is in validation/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
-    "separable": {"hidden": 64, "layers": 2, "embed_dim": 32},
+    "separable": {"hidden": 64, "layers": 3, "embed_dim": 32},
     "concat": {"hidden": 64, "layers": 2},
 }
 #: ``critic="auto"``: a concat critic up to this many columns of x and y together, separable above
 AUTO_CONCAT_MAX_DIM = 2
-#: default training batch and held-out block per critic kind (the concat critic scores B² pairs)
-AUTO_BATCH = {"concat": 128, "separable": 256}
+#: default training batch, learning rate and held-out block per critic kind (the concat critic
+#: scores B² pairs per step)
+AUTO_BATCH = {"concat": 64, "separable": 256}
+AUTO_LR = {"concat": 3e-3, "separable": 2e-3}
 AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
-#: the Gaussian candidate needs at least this many training rows per column of x and y together
-GAUSSIAN_MIN_ROWS_PER_DIM = 10
+#: the copula candidate needs at least this many training rows per column of x and y together
+COPULA_MIN_ROWS_PER_DIM = 10
+#: the trained critic's training value is its bound on all pairs of this many training rows
+TRAIN_VALUE_ROWS = 1000
 
 
 def auto_critic(x_dim: int, y_dim: int) -> str:
@@ -75,18 +95,19 @@ def auto_critic(x_dim: int, y_dim: int) -> str:
 class EstimateOptions:
     """Every option of :func:`estimate`; ``None`` sizes are filled in by :meth:`resolve`."""
 
-    #: a registered bound name or a bound object; and the options of a named one
-    bound: Any = "smile"
+    #: the trained critic's bound (training, monitor and read-out): a registered name or a bound
+    #: object; and the options of a named one
+    bound: Any = "infonce"
     #: a registered critic name, ``"auto"``, or an ``nn.Module`` mapping ``(x, y)`` to ``(N, N)`` scores
     critic: Any = "auto"
     bound_options: Mapping[str, Any] = field(default_factory=dict)
     critic_options: Mapping[str, Any] = field(default_factory=dict)
-    steps: int = 4000
+    steps: int = 2000
     batch_size: int | None = None
-    lr: float = 5e-4
+    lr: float | None = None
     weight_decay: float = 0.0
     eval_every: int = 100
-    patience: int = 8
+    patience: int = 5
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     #: rows per held-out block (each block is scored against all its pairs)
@@ -94,8 +115,12 @@ class EstimateOptions:
     jackknife_groups: int = 20
     #: per-column transform fitted on the training split: "rank", "zscore" (True) or "none" (False)
     standardize: bool | str = "rank"
-    #: let the closed-form Gaussian-copula critic compete (ignored for a critic given as a module)
-    gaussian: bool = True
+    #: let the closed-form elliptical-copula critics compete (ignored for a critic given as a module)
+    copula: bool = True
+    #: average a winning trained critic with ``ensemble - 1`` more trained from other seeds
+    ensemble: int = 1
+    #: cross-fit the read-out of a closed-form (copula) winner over this many folds (1: no)
+    folds: int = 5
     device: str | torch.device | None = "auto"
     seed: int | None = 0
     #: a tqdm bar (None: when stderr is a terminal)
@@ -109,12 +134,12 @@ class EstimateOptions:
             if not isinstance(value, Mapping):
                 raise ValueError(f"{name} must be a dict of keyword options, got {type(value).__name__}")
             object.__setattr__(self, name, dict(value))
-        for name in ("steps", "eval_every", "patience"):
+        for name in ("steps", "eval_every", "patience", "ensemble", "folds"):
             check.positive_int(name, getattr(self, name))
         for name in ("batch_size", "eval_batch", "threads"):
             check.optional(check.positive_int, name, getattr(self, name))
         check.integer("jackknife_groups", self.jackknife_groups, 0)
-        check.positive_float("lr", self.lr)
+        check.optional(check.positive_float, "lr", self.lr)
         check.non_negative_float("weight_decay", self.weight_decay)
         check.unit_interval_float("val_fraction", self.val_fraction, open_left=True, open_right=True)
         check.unit_interval_float("test_fraction", self.test_fraction, open_left=True, open_right=True)
@@ -122,6 +147,9 @@ class EstimateOptions:
             raise ValueError(f"val_fraction + test_fraction must be < 1 (the rest trains the critic), got "
                              f"{self.val_fraction} + {self.test_fraction}")
         marginal_mode(self.standardize)
+        if self.ensemble > 1 and isinstance(self.critic, nn.Module):
+            raise ValueError("ensemble > 1 needs a critic given by name: a module cannot be re-initialised for "
+                             "the other members")
         if self.seed is not None:
             check.integer("seed", self.seed, 0)
 
@@ -137,11 +165,11 @@ class EstimateOptions:
         return cls(**kwargs)
 
     def resolve(self, x_dim: int, y_dim: int) -> "EstimateOptions":
-        """A copy with ``critic="auto"``, ``batch_size`` and ``eval_batch`` filled in."""
+        """A copy with ``critic="auto"``, ``batch_size``, ``lr`` and ``eval_batch`` filled in."""
         critic = auto_critic(x_dim, y_dim) if self.critic == "auto" else self.critic
         kind = "concat" if critic == "concat" else "separable"  # the sizes of any other critic
         return dataclasses.replace(self, critic=critic, batch_size=self.batch_size or AUTO_BATCH[kind],
-                                   eval_batch=self.eval_batch or AUTO_EVAL_BATCH[kind],
+                                   lr=self.lr or AUTO_LR[kind], eval_batch=self.eval_batch or AUTO_EVAL_BATCH[kind],
                                    standardize=marginal_mode(self.standardize))
 
 
@@ -155,23 +183,31 @@ class EstimateSettings:
     n_train: int
     n_val: int
     n_test: int
-    #: the candidate read out on the test split ("trained" or "gaussian")
+    #: the candidate read out on the test split: "copula" or "trained"
     chosen_critic: str
-    #: the bound read out on the test split (``dv`` when the Gaussian candidate won)
+    #: the bound read out on the test split (``dv`` for the copula candidate)
     read_out: str
     #: each candidate's value on the monitor split
     monitor: Mapping[str, float]
-    #: the Gaussian-copula MI of the training split (None without the Gaussian candidate)
-    gaussian_mi: float | None = None
+    #: the chosen critic's value on its own training rows (the upper end of ``ci``)
+    train_value: float
+    #: the fitted copula candidate: ``df`` (ν, ``inf`` for Gaussian), ``rank`` k and ``model_mi``
+    #: (None without the copula candidate)
+    copula: Mapping[str, float] | None = None
+    #: folds of the read-out: ``options.folds`` for a cross-fitted copula winner, else 1 (the test split)
+    read_out_folds: int = 1
 
 
 @dataclass
 class EstimateResult:
-    """What :func:`estimate` returns. ``mi``, ``stderr`` and ``ci`` are in nats."""
+    """What :func:`estimate` returns. ``mi``, ``stderr`` and both intervals are in nats."""
 
     mi: float
     stderr: float
+    #: 95% interval, widened upwards to the chosen critic's training value (module docstring)
     ci: tuple[float, float]
+    #: ``mi ± t₀.₉₇₅ · stderr``: the held-out sampling error of the chosen critic alone
+    ci_heldout: tuple[float, float]
     #: ``step``/``train`` (training-batch estimate per step), ``eval_step``/``monitor``
     history: dict[str, list[float]]
     #: the step whose weights were kept, and whether training stopped before ``steps``
@@ -183,10 +219,17 @@ class EstimateResult:
 
     def __str__(self) -> str:
         s = self.settings
-        gauss = "[chosen: Gaussian-copula critic, DV read-out] " if s.chosen_critic == "gaussian" else ""
+        chosen = (f"[chosen: {_copula_name(s.copula)} critic, DV read-out] " if s.chosen_critic == "copula"
+                  else f"[chosen: trained {_name(s.options.critic)} critic, {_name(s.options.bound)} read-out] ")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
-                f"{self.ci[1]:.4f}])  bound={_name(s.options.bound)} critic={_name(s.options.critic)} {gauss}"
-                f"n_train={s.n_train} n_test={s.n_test} best_step={self.best_step}")
+                f"{self.ci[1]:.4f}])  {chosen}n_train={s.n_train} n_test={s.n_test}")
+
+
+def _copula_name(info: Mapping[str, float] | None) -> str:
+    if info is None:
+        return "copula"
+    family = "Gaussian-copula" if math.isinf(info["df"]) else f"Student-t-copula (df {info['df']:g})"
+    return f"{family} rank-{info['rank']}"
 
 
 def _name(obj: Any) -> str:
@@ -218,12 +261,18 @@ def split(x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Ge
 
 
 class Candidate(NamedTuple):
-    """A critic and the bound that reads it out, with its value on the monitor split."""
+    """A critic and the bound that reads it out, with its value on the monitor split and on its own
+    training rows; ``info`` says what was fitted (ν and k of a copula, the steps of a trained critic).
+    ``refit(x, y)``, where a candidate has one, fits the same model to other transformed rows and
+    returns ``(critic, its training value)``: what cross-fitting needs."""
 
     name: str
     critic: nn.Module
     bound: Any
     monitor: float
+    train_value: float
+    info: Mapping[str, Any]
+    refit: Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]] | None = None
 
 
 def _bound(opts: EstimateOptions, device: torch.device) -> Any:
@@ -251,38 +300,78 @@ def _critic(opts: EstimateOptions, x_dim: int, y_dim: int) -> nn.Module:
                      f"or an nn.Module, got {type(opts.critic).__name__}")
 
 
-def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generator,
-                    device: torch.device) -> tuple[Candidate, FitResult]:
-    """The critic of ``opts.critic`` trained with ``opts.bound`` (early stopping on the monitor split)."""
-    bound = _bound(opts, device)
-    critic = _critic(opts, data.train[0].shape[1], data.train[1].shape[1]).to(device)
+def _fit(critic: nn.Module, bound: Any, data: Splits, opts: EstimateOptions, rng: np.random.Generator):
     bar = _progress(opts.steps, opts.progress)
     try:
-        fit = fit_critic(critic, bound, data.train, data.monitor, steps=opts.steps, batch=opts.batch_size,
-                         lr=opts.lr, weight_decay=opts.weight_decay, eval_every=opts.eval_every,
-                         patience=opts.patience, block=opts.eval_batch, rng=rng, progress=bar)
+        return fit_critic(critic, bound, data.train, data.monitor, steps=opts.steps, batch=opts.batch_size,
+                          lr=opts.lr, weight_decay=opts.weight_decay, eval_every=opts.eval_every,
+                          patience=opts.patience, block=opts.eval_batch, rng=rng, progress=bar)
     finally:
         bar.close()
-    return Candidate("trained", critic, bound, fit.best_monitor), fit
 
 
-def gaussian_candidate(data: Splits, opts: EstimateOptions) -> list[Candidate]:
-    """The closed-form Gaussian critic of the training split read out by DV (none when turned off,
-    for a critic given as a module, or with fewer than 10 training rows per column).
+def _train_value(critic: nn.Module, bound: Any, data: Splits, opts: EstimateOptions) -> float:
+    """The bound on all pairs of (up to) the first ``TRAIN_VALUE_ROWS`` training rows."""
+    x, y = (a[:TRAIN_VALUE_ROWS] for a in data.train)
+    return float(held_out(critic, [bound], x, y, opts.eval_batch, groups=0)[0][0])
 
-    Its DV value is the Gaussian-copula MI ``I_G = ½ log(det Σxx det Σyy / det Σ)``, which after
-    normal scores is a lower bound on I(X; Y) for any joint law (Ince et al. 2017, Hum. Brain Mapp.
-    38:1541) and exact when the copula is Gaussian
-    (:meth:`~mi_estimators.critics.BilinearCritic.fit_gaussian`).
-    """
-    xtr, ytr = data.train
-    rows_needed = GAUSSIAN_MIN_ROWS_PER_DIM * (xtr.shape[1] + ytr.shape[1])
-    if not (opts.gaussian and isinstance(opts.critic, str) and xtr.shape[0] >= rows_needed):
+
+def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generator,
+                    device: torch.device) -> tuple[Candidate, dict]:
+    """The critic of ``opts.critic`` trained with ``opts.bound`` (early stopping on the monitor
+    split), and the training history."""
+    bound = _bound(opts, device)
+    critic = _critic(opts, data.train[0].shape[1], data.train[1].shape[1]).to(device)
+    fit = _fit(critic, bound, data, opts, rng)
+    info = dict(best_step=fit.best_step, stopped_early=fit.stopped_early, steps_run=fit.history["step"][-1])
+    candidate = Candidate("trained", critic, bound, fit.best_monitor, _train_value(critic, bound, data, opts), info)
+    return candidate, fit.history
+
+
+def ensemble(candidate: Candidate, data: Splits, opts: EstimateOptions, device: torch.device) -> Candidate:
+    """A trained candidate averaged with ``opts.ensemble − 1`` more critics trained from other seeds
+    (:class:`~mi_estimators.critics.EnsembleCritic`); other candidates as they are."""
+    if candidate.name != "trained" or opts.ensemble == 1:
+        return candidate
+    members = [candidate.critic]
+    for k in range(1, opts.ensemble):
+        with seeded(None if opts.seed is None else opts.seed + 1000 * k):
+            critic = _critic(opts, *(a.shape[1] for a in data.train)).to(device)
+        _fit(critic, candidate.bound, data, opts, np.random.default_rng([opts.seed or 0, k]))
+        members.append(critic)
+    critic = EnsembleCritic(members).eval()
+    info = dict(candidate.info, ensemble=opts.ensemble)
+    return candidate._replace(critic=critic, train_value=_train_value(critic, candidate.bound, data, opts), info=info)
+
+
+def copula_candidate(data: Splits, opts: EstimateOptions) -> list[Candidate]:
+    """The elliptical-copula critic (:mod:`mi_estimators.copula`) with the best DV value on the
+    monitor split over ν ∈ ``DF_GRID`` and the ranks of :func:`~mi_estimators.copula.rank_grid`;
+    none when turned off, for a critic given as a module, or with fewer than 10 training rows
+    per column. Read out by DV; its training value is the fitted model's MI."""
+    (xtr, ytr), (xva, yva) = ((a.detach().cpu().double().numpy() for a in pair) for pair in data[:2])
+    dx, dy = xtr.shape[1], ytr.shape[1]
+    if not (opts.copula and isinstance(opts.critic, str) and len(xtr) >= COPULA_MIN_ROWS_PER_DIM * (dx + dy)):
         return []
-    critic = BilinearCritic.fit_gaussian(xtr, ytr).eval()
     dv = registry.get("dv")
-    monitor = float(held_out(critic, [dv], *data.monitor, opts.eval_batch, groups=0)[0][0])
-    return [Candidate("gaussian", critic, dv, monitor)]
+    best: tuple[float, EllipticalCopulaCritic] | None = None
+    for df in DF_GRID:
+        canon = Canonical.of(fit_dispersion(t_scores(np.hstack([xtr, ytr]), df), df), dx)
+        xt, yt = torch.as_tensor(t_scores(xva, df)), torch.as_tensor(t_scores(yva, df))
+        for k in rank_grid(min(dx, dy)):
+            critic = EllipticalCopulaCritic(canon, df, k)
+            value = float(held_out(critic.scores_t, [dv], xt, yt, opts.eval_batch, groups=0)[0][0])
+            if best is None or value > best[0]:
+                best = (value, critic)
+    value, critic = best
+    model_mi = critic.mutual_information()
+
+    def refit(x: np.ndarray, y: np.ndarray, df: float = critic.df, rank: int = critic.rank):
+        fitted = EllipticalCopulaCritic.fit(x, y, df=df, rank=rank)
+        return fitted, fitted.mutual_information()
+
+    info = dict(df=critic.df, rank=critic.rank, model_mi=model_mi)
+    return [Candidate("copula", critic, dv, value, model_mi, info, refit)]
 
 
 def choose(candidates: list[Candidate]) -> Candidate:
@@ -290,12 +379,37 @@ def choose(candidates: list[Candidate]) -> Candidate:
     return max(candidates, key=lambda c: c.monitor)
 
 
-def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple[float, float, tuple[float, float]]:
-    """``(mi, stderr, 95% interval)`` of the candidate on the test split."""
+def _interval(mi: float, se: float, train_value: float, opts: EstimateOptions) -> tuple[tuple, tuple]:
+    """``(ci, ci_heldout)`` (module docstring)."""
+    half = float(stats.t.ppf(0.975, max(opts.jackknife_groups - 1, 1))) * se
+    return (mi - half, max(mi, train_value) + half), (mi - half, mi + half)
+
+
+def crossfit(candidate: Candidate, x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
+             device: torch.device) -> tuple[float, float, float]:
+    """``(mi, stderr, training value)`` of a refittable candidate over ``opts.folds`` folds of all
+    rows: for each fold, the marginal transform and the model are fitted on the other rows and the
+    bound is read out on the fold; the values are averaged, their jackknife variances added
+    (the folds are disjoint) and divided by K²."""
+    folds = np.array_split(rng.permutation(len(x)), opts.folds)
+    values, variances, train = [], [], []
+    for test in folds:
+        rows = np.setdiff1d(np.arange(len(x)), test)
+        xz, yz = (marginal_transform(a, rows, opts.standardize) for a in (x, y))
+        critic, train_value = candidate.refit(xz[rows], yz[rows])
+        held = [torch.as_tensor(a[test], dtype=torch.float32, device=device) for a in (xz, yz)]
+        mi, se = held_out(critic, [candidate.bound], *held, opts.eval_batch, groups=opts.jackknife_groups)
+        values.append(float(mi[0]))
+        variances.append(float(se[0]) ** 2)
+        train.append(train_value)
+    return float(np.mean(values)), math.sqrt(sum(variances)) / len(folds), float(np.mean(train))
+
+
+def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple[float, float, tuple, tuple]:
+    """``(mi, stderr, ci, ci_heldout)`` of the candidate on the test split (module docstring)."""
     mi, se = held_out(candidate.critic, [candidate.bound], *data.test, opts.eval_batch, groups=opts.jackknife_groups)
     mi, se = float(mi[0]), float(se[0])
-    half = float(stats.t.ppf(0.975, max(opts.jackknife_groups - 1, 1))) * se
-    return mi, se, (mi - half, mi + half)
+    return (mi, se, *_interval(mi, se, candidate.train_value, opts))
 
 
 def _progress(total: int, enabled: bool | None):
@@ -308,23 +422,24 @@ def _progress(total: int, enabled: bool | None):
 # --------------------------------------------------------------------------------------------
 # estimate()
 # --------------------------------------------------------------------------------------------
-def estimate(x: Any, y: Any, bound: Any = "smile", critic: Any = "auto", **options: Any) -> EstimateResult:
-    """Estimate I(X; Y) in nats by training a critic with a bound and testing it on held-out data.
+def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
+    """Estimate I(X; Y) in nats: closed-form copula critics and a trained critic compete on a
+    monitor split, and the winner is read out on held-out data.
 
     ``x`` ``(n, dx)`` and ``y`` ``(n, dy)``: NumPy arrays, torch tensors or lists; 1-D input is
-    one column; row i of x pairs with row i of y. ``bound``: a registered bound name (see
-    ``mi_estimators.available()``) or a bound object; ``critic``: a registered critic name
-    (``separable``, ``concat``, ``bilinear``), ``"auto"`` or an ``nn.Module``. ``options``: any
-    field of :class:`EstimateOptions` (``steps``, ``lr``, ``seed``, ``threads``, ...). The
-    procedure is in the module docstring. The caller's torch thread count and random state are
-    the same after the call.
+    one column; row i of x pairs with row i of y. ``bound``: the trained critic's bound, a
+    registered name (see ``mi_estimators.available()``) or a bound object; ``critic``: a registered
+    critic name (``separable``, ``concat``, ``bilinear``), ``"auto"`` or an ``nn.Module``.
+    ``options``: any field of :class:`EstimateOptions` (``steps``, ``lr``, ``seed``, ``threads``,
+    ``copula``, ``ensemble``, ...). The procedure is in the module docstring. The caller's torch
+    thread count and random state are the same after the call.
 
     >>> import mi_estimators as mie
-    >>> task = mie.get("gauss-1x1-mi0.5", kind="tasks")
-    >>> x, y = task.sample(2000, seed=0)
-    >>> r = mie.estimate(x, y, steps=300, critic_options={"hidden": 32}, seed=0)
-    >>> abs(r.mi - task.mi) < 0.15 and r.ci[0] < r.mi < r.ci[1]
-    True
+    >>> task = mie.get("student-t-3x3-df2", kind="tasks")
+    >>> x, y = task.sample(3000, seed=0)
+    >>> r = mie.estimate(x, y, steps=200, seed=0)
+    >>> r.settings.chosen_critic, abs(r.mi - task.mi) < 0.1, r.ci[0] <= task.mi <= r.ci[1]
+    ('copula', True, True)
     """
     opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
     x, y = check_pair(x, y)
@@ -333,15 +448,22 @@ def estimate(x: Any, y: Any, bound: Any = "smile", critic: Any = "auto", **optio
     with threads(opts.threads), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         data = split(x, y, opts, rng, device)
-        trained, fit = train_candidate(data, opts, rng, device)
-        candidates = [trained] + gaussian_candidate(data, opts)
-        chosen = choose(candidates)
-        mi, se, ci = read_out(chosen, data, opts)
+        trained, history = train_candidate(data, opts, rng, device)
+        candidates = [trained] + copula_candidate(data, opts)
+        chosen = ensemble(choose(candidates), data, opts, device)
+        folds = opts.folds if chosen.refit is not None else 1
+        if folds > 1:
+            mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
+            chosen = chosen._replace(train_value=train_value)
+            ci, ci_heldout = _interval(mi, se, train_value, opts)
+        else:
+            mi, se, ci, ci_heldout = read_out(chosen, data, opts)
     settings = EstimateSettings(
         options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
         n_val=data.monitor[0].shape[0], n_test=data.test[0].shape[0], chosen_critic=chosen.name,
-        read_out="dv" if chosen.name == "gaussian" else _name(opts.bound),
-        monitor={c.name: c.monitor for c in candidates},
-        gaussian_mi=next((float(c.critic.c.detach()) for c in candidates if c.name == "gaussian"), None))
-    return EstimateResult(mi=mi, stderr=se, ci=ci, history=fit.history, best_step=fit.best_step,
-                          stopped_early=fit.stopped_early, settings=settings, critic=chosen.critic)
+        read_out="dv" if chosen.name == "copula" else _name(opts.bound), monitor={c.name: c.monitor for c in candidates},
+        train_value=chosen.train_value, copula=next((dict(c.info) for c in candidates if c.name == "copula"), None),
+        read_out_folds=folds)
+    return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=history,
+                          best_step=trained.info["best_step"], stopped_early=trained.info["stopped_early"],
+                          settings=settings, critic=chosen.critic)

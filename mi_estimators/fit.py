@@ -148,8 +148,10 @@ def train_stacked(critic: nn.Module, bounds: list[Any], sample: Callable[[int], 
 # --------------------------------------------------------------------------------------------
 def score_matrix(critic: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """All ``(n, n)`` scores of a held-out set (``(K, n, n)`` for stacked critics), computed in
-    row chunks so that a concat critic's ``(rows, n, hidden)`` activations stay small."""
-    budget = 2**16 if isinstance(critic, ConcatCritic) else 2**24  # score entries per chunk
+    row chunks so that a concat critic's ``(rows, n, hidden)`` activations stay small (also inside
+    a wrapper such as an ensemble). ``critic`` is any callable ``(x, y) -> scores``."""
+    concat = isinstance(critic, nn.Module) and any(isinstance(m, ConcatCritic) for m in critic.modules())
+    budget = 2**16 if concat else 2**24  # score entries per chunk
     rows = max(1, budget // y.shape[0])
     return torch.cat([critic(x[i:i + rows], y) for i in range(0, x.shape[0], rows)], dim=-2)
 

@@ -1,6 +1,6 @@
 """The layering of DESIGN.md §4, read off the source: numerics → fit → adapters.
 
-* numerics (registry, options, bounds, nce, critics, tasks, arrays, ksg, device) import neither the
+* numerics (registry, options, bounds, nce, critics, copula, tasks, arrays, ksg, device) import neither the
   fit layer nor the adapters;
 * the fit layer (fit, estimation, training, the validation suites) imports no adapter (cli, io,
   the report writer) and the core never imports ``mi_estimators.validation`` outside that package
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mi_estimators"
 
-NUMERICS = ["registry", "options", "bounds", "nce", "critics", "tasks", "arrays", "ksg", "device"]
+NUMERICS = ["registry", "options", "bounds", "nce", "critics", "copula", "tasks", "arrays", "ksg", "device"]
 FIT = ["fit", "estimation", "training", "validation"]
 ADAPTERS = ["cli", "io", "validation.report"]
 

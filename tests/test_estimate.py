@@ -9,6 +9,7 @@ import torch
 
 import mi_estimators as mie
 from mi_estimators import cli
+from mi_estimators.copula import EllipticalCopulaCritic
 from mi_estimators.critics import ConcatCritic, SeparableCritic
 from mi_estimators.arrays import as_array, marginal_transform
 from mi_estimators.fit import held_out, score_matrix
@@ -214,9 +215,10 @@ def test_estimate_rank_transform_makes_it_blind_to_monotone_maps(gauss):
 
 def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     _, x, y = gauss
-    opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8}, gaussian=False)
+    opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8}, copula=False)
     one = mie.estimate(x, y, seed=0, **opts)
-    assert (one.settings.options.critic, one.settings.options.batch_size, one.settings.options.eval_batch) == ("concat", 128, 1024)
+    assert (one.settings.options.critic, one.settings.options.batch_size, one.settings.options.eval_batch) == ("concat", 64, 1024)
+    assert one.settings.options.lr == 3e-3
     assert isinstance(one.critic, ConcatCritic)
     two = mie.estimate(np.hstack([x, x]), y, seed=0, **opts)
     assert (two.settings.options.critic, two.settings.options.batch_size, two.settings.options.eval_batch) == ("separable", 256, 4096)
@@ -226,41 +228,75 @@ def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
 
 
 # --------------------------------------------------------------------------------------------
-# the closed-form Gaussian critic as a candidate
+# the closed-form copula candidates, the intervals, the ensemble
 # --------------------------------------------------------------------------------------------
-def test_gaussian_critic_is_chosen_on_gaussian_data_and_reads_out_its_gaussian_mi():
+def test_gaussian_copula_is_chosen_on_gaussian_data_and_reads_out_its_mi():
     task = mie.get("gauss-5x5-mi2", kind="tasks")
     x, y = task.sample(3000, seed=0)
     r = mie.estimate(x, y, seed=0, steps=100, eval_every=50)  # a barely trained critic
     s = r.settings
-    assert s.chosen_critic == "gaussian" and s.monitor["gaussian"] > s.monitor["trained"] and s.read_out == "dv"
-    assert isinstance(r.critic, mie.critics.BilinearCritic)
-    assert s.gaussian_mi == pytest.approx(task.mi, abs=0.15)
+    assert s.chosen_critic == "copula" and s.monitor["copula"] > s.monitor["trained"] and s.read_out == "dv"
+    assert isinstance(r.critic, EllipticalCopulaCritic) and s.copula["df"] >= 10 and s.copula["rank"] >= 3
+    assert s.copula["model_mi"] == pytest.approx(task.mi, abs=0.15) and s.read_out_folds == 5
+    assert s.train_value == pytest.approx(s.copula["model_mi"], abs=0.1)  # the folds' mean model MI
     assert r.mi == pytest.approx(task.mi, abs=0.2) and r.ci[0] < r.mi < r.ci[1]
-    off = mie.estimate(x, y, seed=0, steps=100, eval_every=50, gaussian=False)
-    assert off.settings.chosen_critic == "trained" and off.settings.gaussian_mi is None
-    assert off.mi < r.mi - 0.3  # what the Gaussian candidate is for
+    off = mie.estimate(x, y, seed=0, steps=100, eval_every=50, copula=False)
+    assert off.settings.chosen_critic == "trained" and off.settings.copula is None
+    assert off.mi < r.mi - 0.1  # what the copula candidate is for (a barely trained critic)
 
 
-def test_trained_critic_wins_where_the_gaussian_one_sees_nothing():
-    """y = x² + noise: uncorrelated normal scores, so the Gaussian critic finds ~0 nats."""
+@pytest.mark.parametrize("task_id, dfs, ranks", [
+    ("student-t-3x3-df2", (1.0, 2.0, 3.0), range(0, 4)),      # heavy tails, zero correlation
+    ("gauss-2pair-25x25", (10.0, 30.0, math.inf), range(1, 5)),  # sparse: two coupled pairs of 25
+])
+def test_copula_candidate_finds_the_tails_and_the_rank(task_id, dfs, ranks):
+    task = mie.get(task_id, kind="tasks")
+    x, y = task.sample(5000, seed=2)
+    r = mie.estimate(x, y, seed=0, steps=50, eval_every=50)
+    c = r.settings.copula
+    assert r.settings.chosen_critic == "copula" and c["df"] in dfs and c["rank"] in ranks, c
+    assert abs(r.mi - task.mi) <= max(0.1, 0.1 * task.mi), (r.mi, task.mi)
+
+
+def test_trained_critic_wins_where_no_copula_fits():
+    """y = x² + noise: the dependence is not elliptical after the rank map."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 1))
     y = x ** 2 + 0.3 * rng.normal(size=(2000, 1))
-    r = mie.estimate(x, y, seed=0, steps=600, critic_options={"hidden": 32})
-    assert abs(r.settings.gaussian_mi) < 0.05
+    r = mie.estimate(x, y, seed=0, steps=600)
     assert r.settings.chosen_critic == "trained" and r.mi > 0.5
+    assert r.settings.monitor["trained"] > r.settings.monitor["copula"] + 0.3
 
 
-def test_gaussian_candidate_needs_rows_and_a_named_critic(gauss):
+def test_copula_candidate_needs_rows_and_a_named_critic(gauss):
     _, x, y = gauss
     module = mie.get("concat", kind="critics", x_dim=1, y_dim=1, hidden=8)
     given = mie.estimate(x, y, critic=module, steps=40, eval_every=20, batch_size=64)
-    assert given.settings.chosen_critic == "trained" and given.settings.gaussian_mi is None
+    assert given.settings.chosen_critic == "trained" and given.settings.copula is None
     rng = np.random.default_rng(0)
     wide = mie.estimate(rng.normal(size=(100, 8)), rng.normal(size=(100, 8)), steps=20, eval_every=10,
                         critic_options={"hidden": 8})  # 70 training rows < 10 per column
-    assert wide.settings.gaussian_mi is None
+    assert wide.settings.copula is None
+
+
+def test_intervals_the_heldout_one_and_the_one_widened_to_the_training_value(gauss):
+    _, x, y = gauss
+    for copula in (True, False):
+        r = mie.estimate(x, y, seed=0, copula=copula, **FAST)
+        half = r.ci_heldout[1] - r.mi
+        assert r.ci_heldout[0] == pytest.approx(r.mi - half) and half > 0
+        assert r.ci[0] == r.ci_heldout[0]
+        assert r.ci[1] == pytest.approx(max(r.mi, r.settings.train_value) + half)
+
+
+def test_ensemble_averages_trained_critics_from_other_seeds(gauss):
+    _, x, y = gauss
+    one = mie.estimate(x, y, seed=0, copula=False, **FAST)
+    three = mie.estimate(x, y, seed=0, copula=False, ensemble=3, **FAST)
+    assert isinstance(three.critic, mie.critics.EnsembleCritic) and len(three.critic.members) == 3
+    assert three.mi != one.mi and math.isfinite(three.mi)
+    with pytest.raises(ValueError, match="ensemble"):
+        mie.estimate(x, y, critic=mie.get("concat", kind="critics", x_dim=1, y_dim=1), ensemble=2)
 
 
 @pytest.mark.parametrize("task_id", ["student-t-2x2-df5-rho0.5", "uniform-eps0.1", "asinh-student-t-2x2-df1"])
@@ -292,3 +328,30 @@ def test_unknown_option_names_the_closest(gauss):
     _, x, y = gauss
     with pytest.raises(ValueError, match="did you mean 'steps'"):
         mie.estimate(x, y, step=10)
+
+
+def test_crossfit_is_the_mean_over_folds_of_refit_and_read_out():
+    """Against a naive loop: per fold, the transform and the copula fitted on the other rows, DV on the fold."""
+    from mi_estimators.copula import EllipticalCopulaCritic
+    from mi_estimators.estimation import Candidate, EstimateOptions, crossfit
+
+    task = mie.get("student-t-2x2-df5-rho0.5", kind="tasks")
+    x, y = task.sample(600, seed=0)
+    dv = mie.get("dv")
+
+    def refit(a, b):
+        critic = EllipticalCopulaCritic.fit(a, b, df=5.0, rank=2)
+        return critic, critic.mutual_information()
+
+    cand = Candidate("copula", None, dv, 0.0, 0.0, {}, refit)
+    opts = EstimateOptions(folds=3, jackknife_groups=5).resolve(2, 2)
+    mi, se, train = crossfit(cand, x, y, opts, np.random.default_rng(4), torch.device("cpu"))
+    values, variances, trains = [], [], []
+    for test in np.array_split(np.random.default_rng(4).permutation(600), 3):
+        rows = np.setdiff1d(np.arange(600), test)
+        xz, yz = marginal_transform(x, rows), marginal_transform(y, rows)
+        critic = EllipticalCopulaCritic.fit(xz[rows], yz[rows], df=5.0, rank=2)
+        v, e = held_out(critic, [dv], torch.as_tensor(xz[test]).float(), torch.as_tensor(yz[test]).float(), 4096, 5)
+        values.append(v[0]), variances.append(e[0] ** 2), trains.append(critic.mutual_information())
+    assert mi == pytest.approx(np.mean(values), abs=1e-6) and train == pytest.approx(np.mean(trains), abs=1e-9)
+    assert se == pytest.approx(math.sqrt(sum(variances)) / 3, rel=1e-6)
