@@ -57,12 +57,10 @@ __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "
 MAX_CHUNK_ELEMENTS = 1 << 24
 #: ... and at least this many (4 MiB), below which thin matrix products lose speed
 MIN_CHUNK_ELEMENTS = 1 << 20
-#: score tensors up to this many elements skip the chunked kernel for plain autograd operations
-#: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower)
+#: score tensors up to this many elements skip the chunked kernels for plain autograd operations
+#: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower;
+#: from about this size on the kernels are as fast or faster: ``benchmarks/bench_nce.py``)
 SMALL_SCORES = 1 << 15
-#: the same for :func:`nce_loss_features` (scores ``na·nb·nc``); the kernel's in-place backward
-#: pays off from about this size (``benchmarks/bench_nce.py``)
-SMALL_FEATURE_SCORES = 1 << 17
 
 
 def nce_candidates(nb: int, nc: int) -> int:
@@ -441,7 +439,7 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     ``antecedents``: ``(na, d)``; ``consequents``: ``(nb, nc, d)`` (or ``(nb, d)`` for ``nc = 1``);
     ``scores[i, j, c] = antecedents[i] · consequents[j, c]``. Positives at consequent
     ``pos_index[i]`` when given (any ``na``, e.g. several antecedent locations per image), else at
-    ``i + pos_offset`` (then ``nb >= na``). Up to :data:`SMALL_FEATURE_SCORES` score elements
+    ``i + pos_offset`` (then ``nb >= na``). Up to :data:`SMALL_SCORES` score elements
     (and no ``chunk_size``) the loss is plain autograd operations, which are faster there; above,
     the ``(na, nb·nc)`` score tensor is materialised once and the backward pass recomputes the
     softmax from it in chunks and never builds the gradient of the scores as a whole, so peak
@@ -457,7 +455,7 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     consequents = _check_features(antecedents, consequents, pos_index)
     na, (nb, nc, d) = antecedents.shape[0], consequents.shape
     pos = _positive_index(na, nb, pos_offset, pos_index, antecedents.device)
-    if chunk_size is None and na * nb * nc <= SMALL_FEATURE_SCORES:
+    if chunk_size is None and na * nb * nc <= SMALL_SCORES:
         scores = (antecedents @ consequents.reshape(nb * nc, d).T).view(na, nb, nc)
         s_pos, lse, sq = _small_terms(scores, pos, clip, bool(penalty))
     else:

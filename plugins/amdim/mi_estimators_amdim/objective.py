@@ -183,6 +183,7 @@ class MultiscaleNCE(nn.Module):
 
     def _loss(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
         """Global antecedents ``a`` (n, d) or (n, K, d) against consequents ``c`` (m, L, d)."""
+        a = a * self.n_rkhs ** -0.5  # Φ(a, c) = aᵀc / sqrt(n_rkhs), on the smaller side
         return self._fused(a, c, pos_offset) if self.bound is None else self._with_bound(a, c)
 
     def _antecedent_locations(self, a: Tensor) -> Tensor:
@@ -195,7 +196,7 @@ class MultiscaleNCE(nn.Module):
 
     def _loss_55(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
         """5→5 loss of antecedent locations ``a`` (B, n5, d) against consequents ``c`` (m, n5, d)."""
-        a = self._antecedent_locations(a)
+        a = self._antecedent_locations(a) * self.n_rkhs ** -0.5
         b, n = a.shape[:2]
         if self.bound is not None and not self.use_mixture:  # a generic bound: square scores per location
             return torch.stack([self._with_bound(a[:, loc], c) for loc in range(n)]).mean()
@@ -205,13 +206,12 @@ class MultiscaleNCE(nn.Module):
 
     def _embed(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
         """The heads' embeddings of one view: f1 ``(B, d)`` (``(B, K, d)`` with a mixture), the maps
-        as locations ``(B, H·W, d)``; scaled by ``n_rkhs^(-1/4)`` so that a·c carries Φ's 1/sqrt(n_rkhs)."""
-        scale = self.n_rkhs ** -0.25
+        as locations ``(B, H·W, d)`` (Φ's 1/sqrt(n_rkhs) is applied to the antecedents alone)."""
         out = {}
         for name, head in self.heads.items():
             if name not in feats:
                 raise ValueError(f"the encoder did not return the feature {name!r} (it returned {sorted(feats)})")
-            h = head(feats[name]) * scale
+            h = head(feats[name])
             if name == "f1":
                 out[name] = h.view(h.shape[0], self.mixture, -1) if self.use_mixture else h
             else:

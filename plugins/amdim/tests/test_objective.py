@@ -52,10 +52,10 @@ def naive_objective(obj: MultiscaleNCE, f1: dict, f2: dict, picks: list | None =
 
 def reference_nce(r_src: torch.Tensor, r_trg: torch.Tensor, penalty: float, clip: float) -> torch.Tensor:
     """The authors' algorithm (amdim-public, ``NCE_MI_MULTI``): float masks of positives and negatives,
-    the negatives' max as shift, masked exp-sums. ``r_src`` (N, d), ``r_trg`` (N, L, d), already
-    scaled so that their dot products are the scores."""
-    n, n_loc = r_trg.shape[:2]
-    raw = (r_src @ r_trg.reshape(n * n_loc, -1).T).reshape(n, n, n_loc)
+    the negatives' max as shift, masked exp-sums. ``r_src`` (N, d), ``r_trg`` (N, L, d); the
+    scores are their dot products divided by sqrt(d)."""
+    n, n_loc, d = r_trg.shape
+    raw = (r_src @ r_trg.reshape(n * n_loc, -1).T).reshape(n, n, n_loc) / d ** 0.5
     reg = penalty * (raw ** 2).mean()
     s = clip * torch.tanh(raw / clip)
     mask_pos = torch.eye(n)[:, :, None].expand(n, n, n_loc)
