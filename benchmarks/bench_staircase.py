@@ -22,7 +22,8 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.critics import SeparableCritic
-from mi_estimators.validation import resolve_bounds, train_stacked
+from mi_estimators.fit import train_stacked
+from mi_estimators.validation import resolve_bounds
 
 D, BATCH, HIDDEN, EMBED, LR = 20, 64, 256, 32, 5e-4
 RHO = math.sqrt(1 - math.exp(-2 * 4.0 / D))  # the 4-nat level
@@ -70,7 +71,7 @@ def critic_only(k: int, steps: int, gen) -> float:
     """Seconds per step of the stacked critic of k copies with no bound at all (loss = sum of the
     scores): forward, backward and the fused Adam update. No implementation of the bounds can make
     the stacked step faster than this; it bounds the achievable speed-up."""
-    from mi_estimators.validation.engine import make_adam
+    from mi_estimators.fit import make_adam
 
     critic = SeparableCritic(D, D, hidden=HIDDEN, layers=2, embed_dim=EMBED, n_models=k)
     opt = make_adam(critic.parameters(), LR)

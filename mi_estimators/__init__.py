@@ -7,7 +7,7 @@
 True
 """
 
-from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.bounds.base import Bound, BoundInfo, ScoreShape
 from mi_estimators.registry import (
     KINDS,
     PluginLoadError,
@@ -28,6 +28,7 @@ __all__ = [
     "BoundInfo",
     "KINDS",
     "PluginLoadError",
+    "ScoreShape",
     "UnknownNameError",
     "available",
     "entries",

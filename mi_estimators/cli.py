@@ -1,21 +1,21 @@
 """``mi-estimators list | validate | estimate | train``.
 
-Each sub-command's options live beside the code it runs:
-
-* ``list``      here (reads the registry).
-* ``validate``  :mod:`mi_estimators.validation` (``add_arguments`` / ``main``).
-* ``estimate``  :mod:`mi_estimators.estimation` (``add_arguments`` / ``main``).
-* ``train NAME`` the trainer registered as ``NAME`` (kind ``trainers``): its object provides
-  ``add_arguments(parser)`` and ``run(args) -> dict`` (see :mod:`mi_estimators.training`).
+The adapter layer: flags and files become the typed options of the library's calls, and results
+become text. ``list`` reads the registry; ``validate`` runs :func:`mi_estimators.validation.run_validation`;
+``estimate`` loads files (:mod:`mi_estimators.io`) and calls :func:`mi_estimators.estimate`;
+``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``) with its own options.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import dataclasses
 import json
+import os
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 from mi_estimators import registry
 
@@ -33,7 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 print(f"  {entry.name:<14} {info.summary}")
                 extra = [f"kind: {info.kind} bound"] if hasattr(info, "kind") else []
                 if getattr(info, "score_shapes", None):
-                    extra.append("scores: " + " or ".join(info.score_shapes))
+                    extra.append("scores: " + " or ".join(str(s) for s in info.score_shapes))
                 if getattr(info, "ceiling", None):
                     extra.append(f"ceiling: {info.ceiling}")
                 if getattr(info, "stateful", False):
@@ -47,11 +47,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
             if entry.distribution not in (registry.OWN_DISTRIBUTION, "<local>"):
                 print(f"  {'':<14} from {entry.label}")
     return 0
-
-
-def _delegate(module: str):
-    mod = importlib.import_module(module)
-    return mod.add_arguments, mod.main
 
 
 def _cmd_train(argv: list[str]) -> int:
@@ -79,8 +74,100 @@ def main(argv: list[str] | None = None) -> int:
     except (registry.UnknownNameError, registry.PluginLoadError, ValueError, FileNotFoundError) as exc:
         print(f"mi-estimators: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`mi-estimators list | head -1`): stop quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
 
 
+# ------------------------------------------------------------------------------ validate
+def _validate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="a short grid (a few minutes on 2 CPU cores): staircase with 200 steps per level, 4 tasks")
+    p.add_argument("--bounds", nargs="+", metavar="NAME",
+                   help="bounds to validate (names or fnmatch patterns; default: every registered bound)")
+    p.add_argument("--tasks", nargs="*", metavar="TASK",
+                   help="registered tasks (names or patterns; `mi-estimators list tasks`); none to skip")
+    p.add_argument("--critics", nargs="*", choices=("separable", "concat"),
+                   help="critics for the staircase (default: separable; full run: both)")
+    p.add_argument("--steps-per-level", type=int, help="staircase steps per MI level (0 skips the staircase)")
+    p.add_argument("--task-steps", type=int, help="training steps per task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, ...")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the critics are small, and extra threads only "
+                        "wait on each other on a busy machine)")
+    p.add_argument("--out", default="out/validation", help="folder for report.md, results.json and PNGs")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mi_estimators import options
+    from mi_estimators.validation import FULL, QUICK, run_validation
+    from mi_estimators.validation.report import summary_text
+
+    options.positive_int("--threads", args.threads)
+    cfg = dict(QUICK if args.quick else FULL)
+    for key, value in (("tasks", args.tasks), ("critics", args.critics), ("staircase_steps", args.steps_per_level),
+                       ("task_steps", args.task_steps)):
+        if value is not None:
+            cfg[key] = tuple(value) if isinstance(value, list) else value
+    command = "mi-estimators validate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "mi-estimators validate"
+    t0 = time.perf_counter()
+    report = run_validation(bounds=args.bounds, seed=args.seed, device=args.device, out=args.out,
+                            command=command, threads=args.threads, **cfg)
+    print(summary_text(report))
+    print(f"\nwrote {Path(args.out) / 'report.md'} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+# ------------------------------------------------------------------------------ estimate
+def _estimate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("x", help="file with X (.npy, .npz or .csv; rows are samples)")
+    p.add_argument("y", nargs="?", help="file with Y (default: the same file as X, with --y-cols)")
+    p.add_argument("--x-cols", help="columns of X: 0-based indices '0,2', a range '0:3', or CSV header names")
+    p.add_argument("--y-cols", help="columns of Y (required when Y comes from the same file as X)")
+    p.add_argument("--x-key", help="array name inside an .npz for X (default: the first)")
+    p.add_argument("--y-key", help="array name inside an .npz for Y")
+    p.add_argument("--bound", default="smile", help="a registered bound (default smile)")
+    p.add_argument("--critic", default="auto",
+                   help="auto (default: concat for 1+1 columns, else separable), separable, concat or bilinear")
+    p.add_argument("--steps", type=int, default=4000, help="maximum training steps (default 4000)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch (default 256 for a separable critic, 128 for concat)")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--standardize", choices=("rank", "zscore", "none"), default="rank",
+                   help="per-column transform fitted on the training split: normal scores of the "
+                        "ranks (default), mean/sd scaling, or none")
+    p.add_argument("--no-gaussian", dest="gaussian", action="store_false",
+                   help="do not consider the closed-form Gaussian-copula critic (report the trained one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads during the estimate (default 1: fastest for small critics)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from mi_estimators.estimation import estimate
+    from mi_estimators.io import load_array
+
+    if args.y is None and args.y_cols is None:
+        raise ValueError("give a Y file, or --y-cols to take Y from the columns of the X file")
+    x = load_array(args.x, args.x_cols, args.x_key)
+    y = load_array(args.y or args.x, args.y_cols, args.y_key)
+    result = estimate(x, y, bound=args.bound, critic=args.critic, steps=args.steps, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, device=args.device, standardize=args.standardize,
+                      gaussian=args.gaussian, threads=args.threads)
+    if args.json:
+        settings = dataclasses.asdict(result.settings)
+        print(json.dumps({"mi": result.mi, "stderr": result.stderr, "ci95": list(result.ci),
+                          "best_step": result.best_step, "settings": settings}, indent=2, default=str))
+    else:
+        print(result)
+    return 0
+
+
+# ------------------------------------------------------------------------------ the parser
 def _main(argv: list[str]) -> int:
     # `train` hands everything after the trainer's name to that trainer's own parser.
     if argv and argv[0] == "train":
@@ -93,17 +180,12 @@ def _main(argv: list[str]) -> int:
     p.add_argument("kind", nargs="?", default="all", choices=("all", *registry.KINDS))
     p.add_argument("--pattern", default="*", help="fnmatch filter on names, e.g. 'n*'")
     p.set_defaults(func=_cmd_list)
-
-    for command, module, help_ in (
-        ("validate", "mi_estimators.validation", "every registered bound against closed-form MI"),
-        ("estimate", "mi_estimators.estimation", "estimate I(X;Y) from two arrays (.npy/.npz/.csv)"),
-    ):
-        p = sub.add_parser(command, help=help_)
-        if argv and argv[0] == command:  # import a sub-command's module only when it runs
-            add_arguments, run = _delegate(module)
-            add_arguments(p)
-            p.set_defaults(func=run)
-
+    p = sub.add_parser("validate", help="every registered bound against closed-form MI")
+    _validate_arguments(p)
+    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("estimate", help="estimate I(X;Y) from two arrays (.npy/.npz/.csv)")
+    _estimate_arguments(p)
+    p.set_defaults(func=_cmd_estimate)
     sub.add_parser("train", help="train a registered trainer: mi-estimators train NAME --help")
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

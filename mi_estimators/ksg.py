@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.special import digamma
 
+from mi_estimators.arrays import as_array
 from mi_estimators.options import integer
 
 __all__ = ["ksg_mi"]
@@ -34,8 +35,6 @@ def ksg_mi(x, y, k: int = 3, standardize: bool = True, jitter: float = 1e-10, se
     input is one column. ``standardize`` scales every column to unit variance (the max-norm is
     not scale-free); ``jitter`` adds tiny noise (relative to unit scale) to break ties in
     discrete-valued data, as Kraskov et al. recommend."""
-    from mi_estimators.estimation import as_array
-
     x, y = as_array(x, "x"), as_array(y, "y")
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same number of rows, got {x.shape[0]} and {y.shape[0]}")

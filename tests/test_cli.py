@@ -51,3 +51,12 @@ def test_train_unknown_trainer_is_one_line_naming_closest(echo_trainer, capsys):
 def test_train_without_name_lists_trainers(echo_trainer, capsys):
     assert main(["train"]) == 2
     assert "echo" in capsys.readouterr().out
+
+
+def test_list_into_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m mi_estimators.cli list | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "bounds:" and "Traceback" not in proc.stderr, proc.stderr

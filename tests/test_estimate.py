@@ -10,7 +10,9 @@ import torch
 import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.critics import ConcatCritic, SeparableCritic
-from mi_estimators.estimation import as_array, evaluate_held_out, load_array, score_matrix
+from mi_estimators.arrays import as_array, marginal_transform
+from mi_estimators.fit import held_out, score_matrix
+from mi_estimators.io import load_array
 
 FAST = dict(steps=60, eval_every=20, critic_options={"hidden": 16}, batch_size=64)
 
@@ -26,7 +28,7 @@ def test_estimate_is_accurate_on_an_easy_gaussian(gauss):
     r = mie.estimate(x, y, bound="infonce", steps=400, critic_options={"hidden": 32}, seed=0)
     assert abs(r.mi - task.mi) < 0.15
     assert r.ci[0] < r.mi < r.ci[1] and r.stderr > 0
-    assert r.settings["n_train"] + r.settings["n_val"] + r.settings["n_test"] == 1500
+    assert r.settings.n_train + r.settings.n_val + r.settings.n_test == 1500
     assert len(r.history["train"]) == r.history["step"][-1] and r.history["monitor"]
 
 
@@ -36,7 +38,7 @@ def test_numpy_torch_and_1d_inputs_agree(gauss):
     b = mie.estimate(torch.as_tensor(x), torch.as_tensor(y), seed=3, **FAST)
     c = mie.estimate(x[:, 0], list(y[:, 0]), seed=3, **FAST)
     assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.mi == pytest.approx(c.mi, abs=1e-5)
-    assert math.isfinite(a.mi) and a.settings["device"] in ("cpu", "cuda")
+    assert math.isfinite(a.mi) and a.settings.device in ("cpu", "cuda")
 
 
 def test_early_stopping_on_independent_data():
@@ -73,7 +75,7 @@ def test_held_out_jackknife_matches_naive(critic_cls):
     with torch.no_grad():
         full = critic(x, y)
     torch.testing.assert_close(score_matrix(critic, x, y), full)
-    value, se = evaluate_held_out(critic, [bound], x, y, block=1000, groups=6)
+    value, se = held_out(critic, [bound], x, y, block=1000, groups=6)
     groups = np.array_split(np.arange(90), 6)
     loo = []
     for g in groups:
@@ -83,7 +85,7 @@ def test_held_out_jackknife_matches_naive(critic_cls):
     assert value[0] == pytest.approx(float(bound(full)), abs=1e-6)
     assert se[0] == pytest.approx(math.sqrt(5 / 6 * ((loo - loo.mean()) ** 2).sum()), rel=1e-6)
     # two blocks: the mean of each block's full-matrix value
-    v2, _ = evaluate_held_out(critic, [bound], x, y, block=45, groups=0)
+    v2, _ = held_out(critic, [bound], x, y, block=45, groups=0)
     assert v2[0] == pytest.approx((float(bound(full[:45, :45])) + float(bound(full[45:, 45:]))) / 2, abs=1e-6)
 
 
@@ -155,7 +157,6 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from mi_estimators.estimation import marginal_transform  # noqa: E402
 
 
 @settings(max_examples=30, deadline=None)
@@ -208,20 +209,20 @@ def test_estimate_rank_transform_makes_it_blind_to_monotone_maps(gauss):
     _, x, y = gauss
     a = mie.estimate(x, y, seed=1, **FAST)
     b = mie.estimate(np.exp(x), y ** 3, seed=1, **FAST)
-    assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.settings["standardize"] == "rank"
+    assert a.mi == pytest.approx(b.mi, abs=1e-5) and a.settings.options.standardize == "rank"
 
 
 def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     _, x, y = gauss
     opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8}, gaussian=False)
     one = mie.estimate(x, y, seed=0, **opts)
-    assert (one.settings["critic"], one.settings["batch_size"], one.settings["eval_batch"]) == ("concat", 128, 1024)
+    assert (one.settings.options.critic, one.settings.options.batch_size, one.settings.options.eval_batch) == ("concat", 128, 1024)
     assert isinstance(one.critic, ConcatCritic)
     two = mie.estimate(np.hstack([x, x]), y, seed=0, **opts)
-    assert (two.settings["critic"], two.settings["batch_size"], two.settings["eval_batch"]) == ("separable", 256, 4096)
+    assert (two.settings.options.critic, two.settings.options.batch_size, two.settings.options.eval_batch) == ("separable", 256, 4096)
     assert isinstance(two.critic, SeparableCritic)
     given = mie.estimate(x, y, critic="separable", batch_size=32, seed=0, **opts)
-    assert (given.settings["critic"], given.settings["batch_size"]) == ("separable", 32)
+    assert (given.settings.options.critic, given.settings.options.batch_size) == ("separable", 32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,12 +233,12 @@ def test_gaussian_critic_is_chosen_on_gaussian_data_and_reads_out_its_gaussian_m
     x, y = task.sample(3000, seed=0)
     r = mie.estimate(x, y, seed=0, steps=100, eval_every=50)  # a barely trained critic
     s = r.settings
-    assert s["chosen_critic"] == "gaussian" and s["gaussian_monitor"] > s["best_monitor"] and s["read_out"] == "dv"
+    assert s.chosen_critic == "gaussian" and s.monitor["gaussian"] > s.monitor["trained"] and s.read_out == "dv"
     assert isinstance(r.critic, mie.critics.BilinearCritic)
-    assert s["gaussian_mi"] == pytest.approx(task.mi, abs=0.15)
+    assert s.gaussian_mi == pytest.approx(task.mi, abs=0.15)
     assert r.mi == pytest.approx(task.mi, abs=0.2) and r.ci[0] < r.mi < r.ci[1]
     off = mie.estimate(x, y, seed=0, steps=100, eval_every=50, gaussian=False)
-    assert off.settings["chosen_critic"] == "trained" and off.settings["gaussian_mi"] is None
+    assert off.settings.chosen_critic == "trained" and off.settings.gaussian_mi is None
     assert off.mi < r.mi - 0.3  # what the Gaussian candidate is for
 
 
@@ -247,19 +248,19 @@ def test_trained_critic_wins_where_the_gaussian_one_sees_nothing():
     x = rng.normal(size=(2000, 1))
     y = x ** 2 + 0.3 * rng.normal(size=(2000, 1))
     r = mie.estimate(x, y, seed=0, steps=600, critic_options={"hidden": 32})
-    assert abs(r.settings["gaussian_mi"]) < 0.05
-    assert r.settings["chosen_critic"] == "trained" and r.mi > 0.5
+    assert abs(r.settings.gaussian_mi) < 0.05
+    assert r.settings.chosen_critic == "trained" and r.mi > 0.5
 
 
 def test_gaussian_candidate_needs_rows_and_a_named_critic(gauss):
     _, x, y = gauss
     module = mie.get("concat", kind="critics", x_dim=1, y_dim=1, hidden=8)
     given = mie.estimate(x, y, critic=module, steps=40, eval_every=20, batch_size=64)
-    assert given.settings["chosen_critic"] == "trained" and given.settings["gaussian_mi"] is None
+    assert given.settings.chosen_critic == "trained" and given.settings.gaussian_mi is None
     rng = np.random.default_rng(0)
     wide = mie.estimate(rng.normal(size=(100, 8)), rng.normal(size=(100, 8)), steps=20, eval_every=10,
                         critic_options={"hidden": 8})  # 70 training rows < 10 per column
-    assert wide.settings["gaussian_mi"] is None
+    assert wide.settings.gaussian_mi is None
 
 
 @pytest.mark.parametrize("task_id", ["student-t-2x2-df5-rho0.5", "uniform-eps0.1", "asinh-student-t-2x2-df1"])
@@ -271,3 +272,23 @@ def test_gaussian_copula_mi_is_a_lower_bound_on_non_gaussian_tasks(task_id):
     z = [torch.as_tensor(marginal_transform(a, rows)) for a in (x, y)]
     gaussian_mi = mie.critics.BilinearCritic.fit_gaussian(*z).c.item()
     assert 0.0 <= gaussian_mi < task.mi - 0.03  # strictly below: these copulas are not Gaussian
+
+
+def test_estimate_leaves_the_callers_threads_and_random_state_alone(gauss):
+    _, x, y = gauss
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    try:
+        mie.estimate(x, y, seed=5, threads=1, **FAST)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.get_rng_state(), state)
+    finally:
+        torch.set_num_threads(before_threads)
+
+
+def test_unknown_option_names_the_closest(gauss):
+    _, x, y = gauss
+    with pytest.raises(ValueError, match="did you mean 'steps'"):
+        mie.estimate(x, y, step=10)

@@ -1,17 +1,22 @@
 """Closed-form tasks: each MI against an independent route (numerical integration, or a
 large-sample Monte-Carlo mean of log p(x,y)/p(x)p(y) from SciPy's own densities), invariance
-under the transforms, the catalogue and input checks."""
+under the transforms, the spiral and swiss roll against their definitions, the catalogue (every
+registered task: Monte-Carlo mean of its ratio against its MI, reproducible sampling, the true MI
+of the benchmark task it reproduces) and input checks."""
 
 import math
 
 import numpy as np
 import pytest
 from hypothesis import assume, example, given, settings, strategies as st
-from scipy import integrate, stats
+from scipy import integrate, linalg, optimize, stats
 
 import mi_estimators as mie
-from mi_estimators.tasks import (CATALOG, TRANSFORMS, AdditiveUniformTask, GaussianTask, StudentTTask,
-                                 TransformedTask, additive_uniform_mi)
+from mi_estimators.tasks import (BMI, CATALOG, TRANSFORMS, AdditiveUniformTask, GaussianTask, Spiral, StudentTTask,
+                                 SwissRoll, TransformedTask, additive_uniform_mi, bimodal, spiral_task,
+                                 swiss_roll_task, wiggly)
+
+REGISTERED = mie.available("tasks")
 
 
 @st.composite
@@ -58,13 +63,13 @@ def test_gaussian_1x1_by_numerical_integration(rho, sx, sy):
     cov = np.array([[sx**2, rho * sx * sy], [rho * sx * sy, sy**2]])
     task = GaussianTask(cov, 1)
     joint = stats.multivariate_normal(np.zeros(2), cov)
-
-    def integrand(y, x):
-        p = joint.pdf([x, y])
-        return p * (joint.logpdf([x, y]) - stats.norm.logpdf(x, scale=sx) - stats.norm.logpdf(y, scale=sy))
-
-    value, _ = integrate.dblquad(integrand, -9 * sx, 9 * sx, -9 * sy, 9 * sy, epsabs=1e-7)
-    assert task.mi == pytest.approx(value, abs=2e-4)
+    # the trapezoid rule on a fine grid over ±9 sd: for a smooth, fast-decaying integrand its error
+    # falls like exp(−2π²s²/h²), here s/h >= 21 (s = sqrt(1 − |ρ|), h = 18/1200 in sd units)
+    gx, gy = np.meshgrid(np.linspace(-9 * sx, 9 * sx, 1201), np.linspace(-9 * sy, 9 * sy, 1201), indexing="ij")
+    log_joint = joint.logpdf(np.stack([gx, gy], -1))
+    integrand = np.exp(log_joint) * (log_joint - stats.norm.logpdf(gx, scale=sx) - stats.norm.logpdf(gy, scale=sy))
+    value = integrate.trapezoid(integrate.trapezoid(integrand, gy[0], axis=1), gx[:, 0])
+    assert task.mi == pytest.approx(value, abs=1e-9)
 
 
 @settings(max_examples=10)
@@ -109,8 +114,8 @@ def test_transformed_task_keeps_mi(name, spec):
     base = GaussianTask(cov, dx)
     task = TransformedTask(base, name, None if name == "cubic" else name)
     assert task.mi == base.mi
-    x, y = task.sample(5000, seed=3)
-    xb, yb = base.sample(5000, seed=3)  # the same draws before the transform
+    x, y = task.sample(2000, seed=3)
+    xb, yb = base.sample(2000, seed=3)  # the same draws before the transform
     ratio = task.log_density_ratio(x, y)
     np.testing.assert_allclose(ratio, base.log_density_ratio(xb, yb), rtol=1e-5, atol=1e-5)
     # the change-of-variables densities, written out with their Jacobians, give the same ratio
@@ -175,24 +180,168 @@ def test_additive_uniform_ratio_support():
     assert task.log_density_ratio([[0.5]], [[0.9]])[0] == -np.inf  # off the support
 
 
+# -- wiggly and bimodal marginals -----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["wiggly_x", "wiggly_y"])
+def test_wiggly_inverse_matches_brentq(name):
+    t = TRANSFORMS[name]
+    for u in (-7.3, -1.0, 0.0, 0.4, 2.9, 11.0):
+        root = optimize.brentq(lambda v: t.forward(np.array(v)) - u, u - 5, u + 5, xtol=1e-14)
+        assert t.inverse(np.array([u]))[0] == pytest.approx(root, abs=1e-12)
+
+
+@pytest.mark.parametrize("df, cdf", [(None, stats.norm.cdf), (1, stats.t(1).cdf), (3, stats.t(3).cdf)])
+def test_bimodal_maps_source_quantiles_to_mixture_quantiles(df, cdf):
+    """f(v) solves F(x) = G(v): the mixture CDF, written out naively, at f(v) is the source CDF at v."""
+    t = bimodal("b", [0.3, 0.7], [0.0, 5.0], df=df)
+    v = np.linspace(-6, 6, 41)
+    mixture_cdf = 0.3 * stats.norm.cdf(t.forward(v)) + 0.7 * stats.norm.cdf(t.forward(v) - 5.0)
+    np.testing.assert_allclose(mixture_cdf, cdf(v), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(t.inverse(t.forward(v)), v, rtol=1e-9, atol=1e-9)
+
+
+def test_bimodal_task_has_the_mixture_moments():
+    """0.3 N(0, 1) + 0.7 N(5, 1): mean 3.5, variance 1 + 0.3·0.7·25; 0.5 N(−1, 1) + 0.5 N(3, 1): 1 and 5."""
+    x, y = mie.get("bimodal-gauss-1x1-rho0.75", kind="tasks").sample(4000, seed=0)
+    for v, mean, var in ((x, 3.5, 6.25), (y, 1.0, 5.0)):
+        assert abs(v.mean() - mean) < 5 * math.sqrt(var / v.size)
+        assert v.var() == pytest.approx(var, rel=0.1)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: wiggly("w", [(0.9, 1.5, 0.0)]), "increasing"),
+    (lambda: bimodal("b", [0.5, 0.6], [0.0, 1.0]), "sum to 1"),
+    (lambda: bimodal("b", [1.0], [0.0, 1.0]), "match means"),
+])
+def test_marginal_maps_reject_bad_parameters(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# -- spiral -----------------------------------------------------------------------------------------
+@settings(max_examples=20)
+@given(dim=st.integers(2, 6), speed=st.floats(-3, 3), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_spiral_is_the_matrix_exponential_of_bmi(dim, speed, seed, data):
+    """f(x) = expm(speed·‖x‖²·A) x with A[i, j] = −1, A[j, i] = 1 (bmi.transforms.Spiral), row by row."""
+    i = data.draw(st.integers(0, dim - 2))
+    j = data.draw(st.integers(i + 1, dim - 1))
+    spiral = Spiral(dim, speed, (i, j))
+    v = np.random.default_rng(seed).normal(size=(5, dim)) * 2
+    a = np.zeros((dim, dim))
+    a[i, j], a[j, i] = -1.0, 1.0
+    naive = np.stack([linalg.expm(speed * (row @ row) * a) @ row for row in v])
+    np.testing.assert_allclose(spiral.forward(v), naive, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(spiral.inverse(spiral.forward(v)), v, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(spiral.forward(v), axis=1), np.linalg.norm(v, axis=1), rtol=1e-12)
+
+
+def test_spiral_preserves_volume():
+    """det Df = 1 (the module's derivation), by central differences."""
+    spiral, h = Spiral(4, 0.7, (1, 3)), 1e-6
+    for v in np.random.default_rng(1).normal(size=(5, 4)) * 1.5:
+        jac = np.stack([(spiral.forward(v + h * e) - spiral.forward(v - h * e)) / (2 * h) for e in np.eye(4)], 1)
+        assert np.linalg.det(jac) == pytest.approx(1.0, abs=1e-6)
+    assert (spiral.log_abs_det_jacobian(np.ones((3, 4))) == 0).all()
+
+
+def test_spiral_keeps_an_isotropic_gaussian_marginal():
+    """N(0, I) turned by a rotation that depends on the radius alone is still N(0, I) (module doc)."""
+    x, y = mie.get("spiral-gauss-2pair-5x5", kind="tasks").sample(20000, seed=2)
+    for v in (x, y):
+        np.testing.assert_allclose(np.cov(v.T), np.eye(5), atol=0.04)
+    x0, _ = mie.get("gauss-2pair-5x5", kind="tasks").sample(20000, seed=2)
+    assert not np.allclose(x, x0)  # the map did act
+
+
+def test_spiral_task_uses_bmi_planes_and_speeds():
+    task = spiral_task(GaussianTask.structured(4, 3, corr=0.8, n_interacting=2), speed=2.0)
+    assert (task.fx.plane, task.fx.speed, task.fy.plane, task.fy.speed) == ((0, 1), 0.5, (1, 2), 2.0 / 3)
+
+
+# -- swiss roll -------------------------------------------------------------------------------------
+def test_swiss_roll_lies_on_the_curve_and_keeps_the_ratio():
+    task = mie.get("swissroll-gauss-2x1-rho0.75", kind="tasks")
+    x, y = task.sample(3000, seed=4)
+    t = 21.0 * np.hypot(x[:, 0], x[:, 1])
+    assert x.shape == (3000, 2) and (t >= 1.5 * np.pi).all() and (t <= 4.5 * np.pi).all()
+    # the angle of the point is t itself (mod 2π): on the curve (t cos t, t sin t) / 21
+    np.testing.assert_allclose(np.cos(np.arctan2(x[:, 1], x[:, 0]) - t), 1.0, atol=1e-9)
+    u, _ = task.base.sample(3000, seed=4)  # U = Φ(X) before rolling
+    np.testing.assert_allclose(SwissRoll().inverse(x), u, atol=1e-12)
+    np.testing.assert_allclose(task.log_density_ratio(x, y), task.base.log_density_ratio(u, y), atol=1e-9)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: Spiral(1), "dim"),
+    (lambda: Spiral(3, 1.0, (2, 1)), "plane"),
+    (lambda: Spiral(3).forward(np.zeros((2, 4))), "width 3"),
+    (lambda: spiral_task(GaussianTask.from_mi(1.0, 2)), "y_dim >= 3"),
+    (lambda: TransformedTask(GaussianTask.from_mi(1.0, 3), Spiral(4)), "width 4"),
+    (lambda: swiss_roll_task(GaussianTask.from_mi(1.0, 2)), "1-d X"),
+    (lambda: SwissRoll().inverse(np.zeros((2, 3))), "2 columns"),
+])
+def test_row_maps_reject_bad_shapes(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
 # -- catalogue, registry, sampling contract -------------------------------------------------------
-def test_catalogue_is_registered_and_monte_carlo_agrees():
-    assert set(CATALOG) <= set(mie.available("tasks"))
-    for task_id in CATALOG:
-        task = mie.get(task_id, kind="tasks")
-        assert task.id == task_id
-        x, y = task.sample(20000, seed=11)
-        assert x.shape == (20000, task.x_dim) and y.shape == (20000, task.y_dim) and x.dtype == np.float64
-        _mc_close(task.log_density_ratio(x, y), task.mi)
+def test_catalogue_is_registered():
+    assert set(CATALOG) <= set(REGISTERED) and set(BMI) <= set(CATALOG)
 
 
-def test_seeds_reproduce_and_generators_are_used():
-    task = GaussianTask.from_mi(1.0, 2)
-    a, b = task.sample(10, seed=5), task.sample(10, seed=5)
+@pytest.mark.parametrize("task_id", REGISTERED)
+def test_registered_task_ratio_averages_to_its_mi(task_id):
+    """The mean of log p(x, y)/p(x)p(y) over the task's own samples is I(X; Y)."""
+    task = mie.get(task_id, kind="tasks")
+    assert task.id == task_id and task.mi >= 0
+    x, y = task.sample(6000, seed=11)
+    assert x.shape == (6000, task.x_dim) and y.shape == (6000, task.y_dim) and x.dtype == y.dtype == np.float64
+    ratio = task.log_density_ratio(x, y)
+    assert np.isfinite(ratio).all()
+    _mc_close(ratio, task.mi, k=4.0)
+
+
+@pytest.mark.parametrize("task_id", REGISTERED)
+def test_registered_task_sampling_is_reproducible(task_id):
+    task = mie.get(task_id, kind="tasks")
+    a, b, c = task.sample(50, seed=3), task.sample(50, seed=3), task.sample(50, seed=4)
     np.testing.assert_array_equal(a[0], b[0])
-    rng = np.random.default_rng(0)
-    c, d = task.sample(10, rng), task.sample(10, rng)
-    assert not np.array_equal(c[0], d[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+
+
+#: the true MI of Czyż et al.'s tasks as their package computes it (``benchmark-mi`` 0.1.3,
+#: ``task.mutual_information`` of ``bmi.benchmark.task_list``): an independent implementation
+BMI_TRUE_MI = {
+    "multinormal-dense-5-5-0.5": 0.5928118328288701,
+    "multinormal-sparse-5-5-2-2.0": 1.021651247531981,
+    "multinormal-sparse-25-25-2-2.0": 1.0216512475319774,
+    "half_cube-multinormal-sparse-25-25-2-2.0": 1.0216512475319774,
+    "normal_cdf-multinormal-sparse-25-25-2-2.0": 1.0216512475319774,
+    "wiggly-1v1-normal-0.75": 0.41333928659223396,
+    "1v1-bimodal-0.75": 0.41333928659223396,
+    "swissroll_x-normal_cdf-1v1-normal-0.75": 0.41333928659223396,
+    "spiral-multinormal-sparse-3-3-2-2.0": 1.0216512475319819,
+    "spiral-multinormal-sparse-5-5-2-2.0": 1.021651247531981,
+    "spiral-multinormal-sparse-25-25-2-2.0": 1.0216512475319774,
+    "spiral-normal_cdf-multinormal-sparse-5-5-2-2.0": 1.021651247531981,
+    "student-identity-2-2-1": 0.43194562200144127,
+    "student-identity-2-2-2": 0.1931471805599454,
+    "student-identity-3-3-2": 0.29092192268276484,
+    "student-identity-3-3-3": 0.17871185309236282,
+    "student-identity-5-5-2": 0.44815067691532917,
+    "student-identity-5-5-3": 0.29854362265275824,
+    "asinh-student-identity-2-2-1": 0.43194562200144127,
+    "asinh-student-identity-3-3-2": 0.29092192268276484,
+    "asinh-student-identity-5-5-2": 0.44815067691532917,
+    "1v1-additive-0.1": 1.7094379124341004,
+    "1v1-additive-0.75": 0.3333333333333333,
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(BMI))
+def test_reproduced_benchmark_tasks_have_the_benchmarks_mi(task_id):
+    assert CATALOG[task_id]().mi == pytest.approx(BMI_TRUE_MI[BMI[task_id]], abs=1e-12)
 
 
 @pytest.mark.parametrize("call, match", [

@@ -13,7 +13,8 @@ import torch
 import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.critics import SeparableCritic, unstack
-from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table, train_stacked
+from mi_estimators.fit import train_stacked
+from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table
 
 
 def test_stacked_training_equals_training_each_copy_alone():
@@ -118,3 +119,44 @@ def test_cli_validate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "infonce" in out and "smile" in out and "gauss-1x1-mi0.5" in out and "I=10" in out
     assert (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("mean, sd, truth, flagged", [
+    (-1649.0, 5191.0, 0.19, True), (float("nan"), 0.1, 1.0, True), (1.1, 0.2, 1.0, False),
+    (-3.0, 4.0, 10.0, False), (25.0, 1.0, 2.0, True), (2.0, 9.0, 2.0, True)])
+def test_diverged_cells_are_flagged_and_explained(mean, sd, truth, flagged):
+    from mi_estimators.validation.report import DIVERGED_NOTE, _pm, diverged, summary_text
+
+    assert diverged(mean, sd, truth) is flagged
+    assert _pm(mean, sd, truth).endswith("†") is flagged
+    report = {"settings": {"levels": [], "failed": {}}, "staircase": [],
+              "tasks": [{"task": "t", "mi": truth, "rows": [{"bound": "b", "estimate": mean, "sd": sd}]}]}
+    assert (DIVERGED_NOTE in summary_text(report)) is flagged
+
+
+def test_task_figure_has_axis_label_and_legend(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from mi_estimators.validation.report import plot_tasks
+
+    seen = {}
+    real_savefig = plt.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        seen["ylabel"] = fig.axes[0].get_ylabel()
+        seen["legend"] = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        return real_savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = spy
+    try:
+        from mi_estimators.validation import run_task, resolve_bounds
+
+        res = run_task(mie.get("gauss-1x1-mi0.5", kind="tasks"), resolve_bounds(["infonce"]), steps=2,
+                       eval_batches=2)
+        plot_tasks([res], tmp_path / "tasks.png")
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert seen["ylabel"] == "MI (nats)" and "true MI" in seen["legend"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import mi_estimators as mie
-from mi_estimators.estimation import score_matrix
+from mi_estimators.fit import score_matrix
 
 
 def main() -> None:

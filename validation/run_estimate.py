@@ -1,22 +1,28 @@
-"""Accuracy of ``mi_estimators.estimate()`` with its defaults on the closed-form tasks, against a
-KSG k-NN estimate on the same samples; writes validation/estimate/report.md and results.json.
+"""Accuracy, interval coverage and speed of ``mi_estimators.estimate()`` with its defaults on every
+registered closed-form task, two sample seeds, against KSG on the same samples.
 
-    nice -n 10 .venv/bin/python validation/run_estimate.py                 # every task with I <= 2, n = 5,000
-    nice -n 10 .venv/bin/python validation/run_estimate.py --tasks gauss-20x20-mi10 --n 50000 \\
-        --out validation/estimate_10nats                                   # the 10-nat target
+    nice -n 10 .venv/bin/python validation/run_estimate.py                  # all tasks, seeds 0 and 1, n = 5,000
+    nice -n 10 .venv/bin/python validation/run_estimate.py --tasks 'spiral-*' --seeds 0
+    nice -n 10 .venv/bin/python validation/run_estimate.py --options '{"gaussian": false}' --out /tmp/x
 
-Target: |error| <= 0.1 nats or <= 10% of the true MI (n = 5,000, MI <= 2 nats, dims up to 5+5).
+Writes ``report.md``, ``results.json`` and ``estimate.png`` to ``--out`` (default
+``validation/estimate``). Targets (issue "estimate(): right where a neural estimator is needed"):
+every task within 0.1 nats or 10% on both seeds, within 10% on >= 90% of tasks; the 95% interval
+covers the truth in >= 90% of the (task, seed) pairs whose estimate is within tolerance; on one CPU
+thread, median <= 5 s and maximum <= 30 s per task.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
 import mi_estimators as mie
 from mi_estimators.ksg import ksg_mi
@@ -24,57 +30,128 @@ from mi_estimators.validation.report import markdown_table
 
 
 def within(est: float, truth: float) -> bool:
-    return abs(est - truth) <= 0.1 or abs(est - truth) <= 0.1 * abs(truth)
+    """The accuracy target: |error| <= 0.1 nats or <= 10% of the true MI."""
+    return abs(est - truth) <= max(0.1, 0.1 * abs(truth))
+
+
+def run_one(task, seed: int, n: int, options: dict, ksg_max_n: int) -> dict:
+    """One (task, seed): estimate() and KSG on the same n samples (drawn with ``seed + 1``)."""
+    x, y = task.sample(n, seed=seed + 1)
+    t0 = time.perf_counter()
+    r = mie.estimate(x, y, seed=seed, **options)
+    secs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    k = ksg_mi(x, y) if n <= ksg_max_n else float("nan")
+    ksg_secs = time.perf_counter() - t0
+    return dict(task=task.id, seed=seed, dims=f"{task.x_dim}+{task.y_dim}", mi=task.mi, estimate=r.mi,
+                stderr=r.stderr, ci_low=r.ci[0], ci_high=r.ci[1], error=r.mi - task.mi,
+                ok=within(r.mi, task.mi), within10=abs(r.mi - task.mi) <= 0.1 * abs(task.mi),
+                covered=bool(r.ci[0] <= task.mi <= r.ci[1]), chosen=r.settings.chosen_critic,
+                read_out=r.settings.read_out, seconds=secs, ksg=k,
+                ksg_ok=within(k, task.mi) if k == k else None, ksg_seconds=ksg_secs)
+
+
+def summary(rows: list[dict], seeds: list[int]) -> dict:
+    """The target figures over all rows."""
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    ok_pairs = [r for r in rows if r["ok"]]
+    secs = [r["seconds"] for r in rows]
+    return dict(
+        tasks=len(by_task), pairs=len(rows),
+        ok_per_seed={s: sum(r["ok"] for r in rows if r["seed"] == s) for s in seeds},
+        ok_all_seeds=sum(all(r["ok"] for r in rs) for rs in by_task.values()),
+        within10_fraction=float(np.mean([r["within10"] for r in rows])),
+        coverage_within_tolerance=(sum(r["covered"] for r in ok_pairs) / len(ok_pairs)) if ok_pairs else float("nan"),
+        coverage_all=float(np.mean([r["covered"] for r in rows])),
+        ksg_ok_per_seed={s: sum(bool(r["ksg_ok"]) for r in rows if r["seed"] == s) for s in seeds},
+        median_seconds=statistics.median(secs), max_seconds=max(secs),
+        chosen={c: sum(r["chosen"] == c for r in rows) for c in sorted({r["chosen"] for r in rows})})
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Error per task (estimate − truth, with the 95% interval) for each seed, KSG's error beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(tasks) + 1.5))
+    for k, seed in enumerate(sorted({r["seed"] for r in rows})):
+        rs = {r["task"]: r for r in rows if r["seed"] == seed}
+        ys = [i + 0.2 * k for i, t in enumerate(tasks) if t in rs]
+        err = [rs[t]["error"] for t in tasks if t in rs]
+        lo = [rs[t]["error"] - (rs[t]["ci_low"] - rs[t]["mi"]) for t in tasks if t in rs]
+        hi = [(rs[t]["ci_high"] - rs[t]["mi"]) - rs[t]["error"] for t in tasks if t in rs]
+        ax.errorbar(err, ys, xerr=[lo, hi], fmt="o", ms=3, capsize=2, label=f"estimate(), seed {seed} (95% interval)")
+        ax.plot([rs[t]["ksg"] - rs[t]["mi"] for t in tasks if t in rs], ys, "x", color="grey", ms=4,
+                label="KSG" if k == 0 else None)
+    truth = {r["task"]: r["mi"] for r in rows}
+    tol = [max(0.1, 0.1 * truth[t]) for t in tasks]
+    ax.barh([i + 0.1 for i in range(len(tasks))], [2 * t for t in tol], left=[-t for t in tol], height=0.8,
+            color="C2", alpha=0.15, label="target: 0.1 nats or 10%")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(tasks)), tasks, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("estimate − true MI (nats)")
+    ax.set_xlim(-1.0, 1.0)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def per_seed(counts: dict, total: int) -> str:
+    return ", ".join(f"seed {k}: {v}/{total}" for k, v in counts.items())
+
+
+def write(rows: list[dict], seeds: list[int], a: argparse.Namespace, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    s = summary(rows, seeds)
+    command = "nice -n 10 .venv/bin/python validation/run_estimate.py " + " ".join(sys.argv[1:])
+    png = plot(rows, out / "estimate.png")
+    md = [f"# estimate() on every registered task, n = {a.n}", "", f"Command: `{command}`", "",
+          f"`mi_estimators.estimate(x, y, seed=seed, **{json.dumps(a.options)})` with every other setting at its "
+          "default, one torch thread, against KSG (k = 3) on the same samples (drawn with seed + 1). `ok`: |error| "
+          "<= 0.1 nats or <= 10%; `covered`: the 95% interval holds the true MI; `chosen`: the candidate the "
+          "monitor split chose.", "",
+          f"- within tolerance: {per_seed(s['ok_per_seed'], s['tasks'])}; on all seeds: "
+          f"{s['ok_all_seeds']}/{s['tasks']} (KSG: {per_seed(s['ksg_ok_per_seed'], s['tasks'])})",
+          f"- within 10%: {100 * s['within10_fraction']:.0f}% of (task, seed) pairs",
+          f"- interval coverage: {100 * s['coverage_within_tolerance']:.0f}% of the pairs within tolerance "
+          f"({100 * s['coverage_all']:.0f}% of all pairs)",
+          f"- seconds per task: median {s['median_seconds']:.1f}, max {s['max_seconds']:.1f}",
+          f"- chosen candidates: {s['chosen']}", "", f"![errors]({png.name})", "",
+          markdown_table(rows, ["task", "seed", "dims", "mi", "estimate", "stderr", "error", "ok", "covered",
+                                "chosen", "seconds", "ksg", "ksg_ok"], digits=3)]
+    (out / "report.md").write_text("\n".join(md))
+    (out / "results.json").write_text(json.dumps(dict(command=command, summary=s, rows=rows), indent=1))
+    return s
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", nargs="*", help="registered task ids (default: every task with MI <= 2 nats)")
+    p.add_argument("--tasks", nargs="*", default=["*"], help="task ids or fnmatch patterns (default: all)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--n", type=int, default=5000)
-    p.add_argument("--bound", default="smile")
-    p.add_argument("--bound-options", type=json.loads, default=None, help='e.g. \'{"clip": null}\'')
-    p.add_argument("--critic", default="auto")
-    p.add_argument("--no-gaussian", dest="gaussian", action="store_false")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--ksg-max-n", type=int, default=20000,
-                   help="skip KSG above this n (its k-d trees degrade to brute force in high dimension)")
+    p.add_argument("--options", type=json.loads, default={}, help="estimate() options as JSON")
+    p.add_argument("--ksg-max-n", type=int, default=20000, help="skip KSG above this n")
     p.add_argument("--out", default=str(Path(__file__).parent / "estimate"))
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    ids = a.tasks or [t for t in mie.available("tasks") if mie.get(t, kind="tasks").mi <= 2.0]
+    ids = [t for t in mie.available("tasks") if any(fnmatch.fnmatchcase(t, pat) for pat in a.tasks)]
     rows = []
     for tid in ids:
-        task = mie.get(tid, kind="tasks")
-        x, y = task.sample(a.n, seed=a.seed + 1)
-        t0 = time.perf_counter()
-        r = mie.estimate(x, y, bound=a.bound, critic=a.critic, seed=a.seed, bound_options=a.bound_options,
-                         gaussian=a.gaussian)
-        secs = time.perf_counter() - t0
-        k = ksg_mi(x, y) if a.n <= a.ksg_max_n else float("nan")
-        row = dict(task=tid, dims=f"{task.x_dim}+{task.y_dim}", mi=task.mi, estimate=r.mi, stderr=r.stderr,
-                   error=r.mi - task.mi, ok="yes" if within(r.mi, task.mi) else "NO", ksg=k, ksg_error=k - task.mi,
-                   ksg_ok=("yes" if within(k, task.mi) else "NO") if k == k else "skipped", best_step=r.best_step,
-                   critic=r.settings["chosen_critic"], gaussian_mi=r.settings["gaussian_mi"], seconds=secs)
-        rows.append(row)
-        print(" ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()), flush=True)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "nice -n 10 .venv/bin/python validation/run_estimate.py " + " ".join(sys.argv[1:])
-    passed = sum(r["ok"] == "yes" for r in rows)
-    kpassed = sum(r["ksg_ok"] == "yes" for r in rows)
-    extra = (f", bound_options={a.bound_options!r}" if a.bound_options else "") + ("" if a.gaussian else ", gaussian=False")
-    md = [f"# estimate() accuracy, n = {a.n}", "", f"Command: `{command}`", "",
-          f"`mi_estimators.estimate(x, y, bound={a.bound!r}, critic={a.critic!r}, seed={a.seed}{extra})` with every "
-          "other setting at its default, against KSG (k = 3) on the same samples. `ok`: |error| <= 0.1 nats or <= 10%. "
-          "`critic`: the critic the monitor split chose (`trained`, or the closed-form `gaussian` one, read out by "
-          "DV); `gaussian_mi`: its Gaussian-copula MI on the training rows.",
-          "", f"Within target: estimate() {passed}/{len(rows)}, KSG {kpassed}/{len(rows)}.", "",
-          markdown_table(rows, ["task", "dims", "mi", "estimate", "stderr", "error", "ok", "ksg", "ksg_error",
-                                "ksg_ok", "critic", "gaussian_mi", "best_step", "seconds"], digits=3)]
-    (out / "report.md").write_text("\n".join(md))
-    (out / "results.json").write_text(json.dumps(dict(command=command, rows=rows), indent=1))
-    print(f"estimate() within target on {passed}/{len(rows)} tasks; KSG {kpassed}/{len(rows)}; wrote {out}")
+        for seed in a.seeds:
+            row = run_one(mie.get(tid, kind="tasks"), seed, a.n, a.options, a.ksg_max_n)
+            rows.append(row)
+            print(f"{tid:<32} seed {seed}  true {row['mi']:.3f}  est {row['estimate']:.3f} "
+                  f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] {'ok ' if row['ok'] else 'MISS'} "
+                  f"{row['chosen']:<10} {row['seconds']:5.1f}s   ksg {row['ksg']:.3f}", flush=True)
+    s = write(rows, a.seeds, a, Path(a.out))
+    print(json.dumps(s, indent=1))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import torch
 
 from mi_estimators.bounds.smile import SMILE
-from mi_estimators.validation.engine import BoundSet
+from mi_estimators.validation.selection import BoundSet
 from mi_estimators.validation.staircase import run_staircase, staircase_table
 
 TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from mi_estimators.validation import run_validation, summary_text
+from mi_estimators.validation import run_validation
+from mi_estimators.validation.report import summary_text
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

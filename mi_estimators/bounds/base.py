@@ -14,18 +14,40 @@ with ``j != i``. Each bound's docstring says how it averages over L.
 
 from __future__ import annotations
 
-import functools
+import enum
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Bound", "BoundInfo", "check_scores", "diagonal", "off_diagonal", "off_diagonal_mask",
+__all__ = ["Bound", "BoundInfo", "ScoreShape", "check_scores", "diagonal", "off_diagonal_mean",
            "log_mean_exp_off_diagonal", "stabilise", "safe_exp", "nwj_value", "jsd_value",
-           "value_with_gradient_of", "EXP_LINEAR_ABOVE"]
+           "value_and_loss", "value_with_gradient_of", "EXP_LINEAR_ABOVE"]
+
+
+class ScoreShape(str, enum.Enum):
+    """The score layouts a bound can take (declared once per bound, in :class:`BoundInfo`)."""
+
+    #: ``scores[i, j] = T(x_i, y_j)``, positives on the diagonal
+    PAIRS = "(N, N)"
+    #: ``scores[i, j, l]``: antecedent i against location l of consequent j (DIM, AMDIM)
+    LOCATIONS = "(N, N, L)"
+    #: ``scores[i, j, l, k]``: component k of antecedent i (AMDIM's mixture NCE)
+    COMPONENTS = "(N, N, L, K)"
+
+    @property
+    def ndim(self) -> int:
+        return {"(N, N)": 2, "(N, N, L)": 3, "(N, N, L, K)": 4}[self.value]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: what most bounds take: pairs, and locations pooled with the pairs
+PAIRS_AND_LOCATIONS = (ScoreShape.PAIRS, ScoreShape.LOCATIONS)
 
 
 @dataclass(frozen=True)
@@ -36,20 +58,20 @@ class BoundInfo:
     summary: str
     kind: Literal["lower", "upper", "neither"]
     reference: str
-    score_shapes: tuple[str, ...] = ("(N, N)",)
+    #: the score layouts :meth:`Bound.check` accepts
+    score_shapes: tuple[ScoreShape, ...] = (ScoreShape.PAIRS,)
     stateful: bool = False
     #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE)
     ceiling: str | None = None
     options: dict[str, str] = field(default_factory=dict)
 
 
-def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2,
-                 allow_components: bool = False) -> Tensor:
-    """Validate a score tensor; return it unchanged.
+def check_scores(scores: Tensor, shapes: tuple[ScoreShape, ...] = PAIRS_AND_LOCATIONS, *,
+                 min_n: int = 2) -> Tensor:
+    """Validate a score tensor against the accepted ``shapes``; return it unchanged.
 
-    Raises ``ValueError`` (never returns NaN) for: non-tensors, integer/bool dtypes, shapes other
-    than ``(N, N)`` / ``(N, N, L)`` (and ``(N, N, L, K)`` with ``allow_components``), fewer than
-    ``min_n`` samples, NaN or Inf entries.
+    Raises ``ValueError`` (never returns NaN) for: non-tensors, integer/bool dtypes, layouts not in
+    ``shapes``, fewer than ``min_n`` samples, empty location/component axes, NaN or Inf entries.
     """
     if not isinstance(scores, Tensor):
         raise ValueError(
@@ -61,14 +83,10 @@ def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2
             f"scores must be a floating-point tensor, got dtype {scores.dtype}; "
             "convert with scores.float()"
         )
-    shapes = "(N, N) or (N, N, L)" if allow_locations else "(N, N)"
-    if allow_components:
-        shapes = "(N, N), (N, N, L) or (N, N, L, K)"
-    ok_dim = (scores.dim() == 2 or (allow_locations and scores.dim() == 3)
-              or (allow_components and scores.dim() == 4))
-    if not ok_dim or scores.shape[0] != scores.shape[1]:
+    names = " or ".join(s.value for s in shapes)
+    if scores.dim() not in {s.ndim for s in shapes} or scores.shape[0] != scores.shape[1]:
         raise ValueError(
-            f"scores must have shape {shapes} with scores[i, j] = T(x_i, y_j) and the positive "
+            f"scores must have shape {names} with scores[i, j] = T(x_i, y_j) and the positive "
             f"pairs on the diagonal; got shape {tuple(scores.shape)}"
         )
     if scores.shape[0] < min_n:
@@ -77,7 +95,7 @@ def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2
             f"got N = {scores.shape[0]}"
         )
     if scores.dim() >= 3 and scores.numel() == 0:
-        raise ValueError(f"scores of shape {shapes} need L >= 1 locations (and K >= 1 components); "
+        raise ValueError(f"scores of shape {names} need L >= 1 locations (and K >= 1 components); "
                          f"got shape {tuple(scores.shape)}")
     if not torch.isfinite(scores).all():
         n_nan = int(torch.isnan(scores).sum())
@@ -90,21 +108,11 @@ def check_scores(scores: Tensor, *, allow_locations: bool = True, min_n: int = 2
     return scores
 
 
-def off_diagonal_mask(n: int, device: torch.device | None = None) -> Tensor:
-    """Boolean ``(n, n)`` mask, True off the diagonal."""
-    return ~torch.eye(n, dtype=torch.bool, device=device)
-
-
-@functools.lru_cache(maxsize=16)
-def _diagonal_mask(n: int, device: torch.device) -> Tensor:
-    with torch.inference_mode(False):  # a normal tensor even if first made under inference_mode
-        return torch.eye(n, dtype=torch.bool, device=device)
-
-
-def _diagonal_mask_like(scores: Tensor) -> Tensor:
-    """Boolean mask of the positives, broadcastable to ``scores`` (cached: bounds call it every step)."""
-    mask = _diagonal_mask(scores.shape[0], scores.device)
-    return mask.view(*mask.shape, *([1] * (scores.dim() - 2)))
+def _with_diagonal(values: Tensor, fill: float) -> Tensor:
+    """A copy of ``values`` with every positive ``[i, i, ...]`` set to ``fill`` (differentiable)."""
+    out = values.clone()
+    out.diagonal(dim1=0, dim2=1).fill_(fill)
+    return out
 
 
 def _negatives(scores: Tensor) -> int:
@@ -116,7 +124,7 @@ def _negatives(scores: Tensor) -> int:
 def off_diagonal_mean(values: Tensor) -> Tensor:
     """Mean of ``values`` over the negatives (every ``i != j``, and every location), without
     gathering them: the positives are zeroed in place of being indexed out."""
-    return values.masked_fill(_diagonal_mask_like(values), 0.0).sum() / _negatives(values)
+    return _with_diagonal(values, 0.0).sum() / _negatives(values)
 
 
 def diagonal(scores: Tensor) -> Tensor:
@@ -124,15 +132,9 @@ def diagonal(scores: Tensor) -> Tensor:
     return torch.diagonal(scores, dim1=0, dim2=1).movedim(-1, 0) if scores.dim() == 3 else scores.diagonal()
 
 
-def off_diagonal(scores: Tensor) -> Tensor:
-    """Negative-pair scores, flattened to shape ``(N(N-1)·L,)``."""
-    return scores[off_diagonal_mask(scores.shape[0], scores.device)].reshape(-1)
-
-
 def log_mean_exp_off_diagonal(scores: Tensor) -> Tensor:
     """``log mean_{i != j} exp(scores[i, j])`` over all negatives (and locations), stably."""
-    masked = scores.masked_fill(_diagonal_mask_like(scores), -math.inf)
-    return torch.logsumexp(masked.reshape(-1), dim=0) - math.log(_negatives(scores))
+    return torch.logsumexp(_with_diagonal(scores, -math.inf).reshape(-1), dim=0) - math.log(_negatives(scores))
 
 
 def stabilise(scores: Tensor, clip: float | None = None) -> Tensor:
@@ -183,25 +185,54 @@ def value_with_gradient_of(value: Tensor, surrogate: Tensor) -> Tensor:
 
 
 class Bound(nn.Module):
-    """Base class of the built-in bounds. Subclasses implement :meth:`estimate`.
+    """Base class of the built-in bounds.
 
-    ``bound(scores)`` checks the scores and returns the MI estimate in nats (a differentiable
-    scalar). ``bound.loss(scores)`` is what a trainer minimises; by default ``-bound(scores)``.
-    Bounds are ``nn.Module`` so that stateful ones (MINE's moving average) follow ``.to(device)``
-    and ``state_dict``.
+    The calls: ``bound(scores)`` checks the scores against ``info.score_shapes`` and returns the MI
+    estimate in nats (a differentiable scalar); ``bound.loss(scores)`` checks them and returns what
+    a trainer minimises. A subclass overrides one or both of two methods, which receive scores
+    that :meth:`check` has accepted:
+
+    * :meth:`value` (required): the estimate in nats;
+    * :meth:`value_and_loss` (when the loss is not ``-value``, or shares work with it): the pair
+      ``(value, loss)`` from one pass. The default is ``(v, -v)``.
+
+    A training step calls ``value_and_loss`` once and gets both the estimate and the loss (the
+    module function :func:`value_and_loss` does so for any bound, built-in or not). Bounds are
+    ``nn.Module`` so that stateful ones (MINE's moving average) follow ``.to(device)`` and
+    ``state_dict``.
     """
 
     info: ClassVar[BoundInfo]
-    allow_locations: ClassVar[bool] = True
 
-    def forward(self, scores: Tensor) -> Tensor:
-        return self.estimate(check_scores(scores, allow_locations=self.allow_locations))
+    def check(self, scores: Tensor) -> Tensor:
+        """``scores``, if they have a layout this bound takes and are finite; else ``ValueError``."""
+        return check_scores(scores, self.info.score_shapes)
 
-    def estimate(self, scores: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def forward(self, scores: Tensor, **kwargs: Any) -> Tensor:
+        return self.value(self.check(scores), **kwargs)
+
+    def loss(self, scores: Tensor, **kwargs: Any) -> Tensor:
+        return self.value_and_loss(self.check(scores), **kwargs)[1]
+
+    def value(self, scores: Tensor, **kwargs: Any) -> Tensor:  # pragma: no cover - abstract
+        """The MI estimate in nats of checked ``scores``."""
         raise NotImplementedError
 
-    def loss(self, scores: Tensor) -> Tensor:
-        return -self(scores)
+    def value_and_loss(self, scores: Tensor, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        """``(value, loss)`` of checked ``scores`` in one pass; by default the loss is ``-value``."""
+        value = self.value(scores, **kwargs)
+        return value, -value
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "training")
+
+
+def value_and_loss(bound: Any, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(estimate, loss)`` of any bound on ``scores``: one pass for a :class:`Bound`; for a bound
+    of another kind (anything callable with a ``.loss``), its loss and its value on the detached
+    scores. The estimate carries no gradient the caller should use; the loss does."""
+    if isinstance(bound, Bound):
+        return bound.value_and_loss(bound.check(scores))
+    loss = bound.loss(scores)
+    with torch.no_grad():
+        return bound(scores.detach()), loss

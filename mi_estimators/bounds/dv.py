@@ -16,7 +16,7 @@ from torch import Tensor
 from mi_estimators.bounds.base import (
     Bound,
     BoundInfo,
-    check_scores,
+    PAIRS_AND_LOCATIONS,
     diagonal,
     log_mean_exp_off_diagonal,
 )
@@ -55,10 +55,10 @@ class DV(Bound):
         summary="Donsker-Varadhan: E_P[T] - log E_PxP[e^T]",
         kind="lower",
         reference="Donsker & Varadhan 1983; Belghazi et al. 2018, arXiv:1801.04062",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
     )
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         return dv_value(scores)
 
 
@@ -74,8 +74,8 @@ class MINE(DV):
         \hat G = \mathbb{E}_B[\nabla T] - \frac{\mathbb{E}_B[\nabla T\, e^{T}]}{\bar m_t},
         \qquad \bar m_t = (1 - r)\,\bar m_{t-1} + r\,\mathbb{E}_B[e^{T}].
 
-    ``loss(scores)`` has the value ``-DV`` and the gradient ``-Ĝ``; each call first updates the
-    moving average (a buffer, kept in log space, ``log_ema``) with the batch, then uses it, so
+    ``loss(scores)`` has the value ``-DV`` and the gradient ``-Ĝ``; each call (of ``loss`` or
+    ``value_and_loss``) first updates the moving average (a buffer, kept in log space, ``log_ema``) with the batch, then uses it, so
     the correction factor ``E_B[e^T] / m̄`` is at most ``1 / r``. The first call initialises the
     average with the batch (its gradient equals DV's). ``bound(scores)`` neither reads nor
     updates the state. Option ``ema_rate`` ``r`` in ``(0, 1]`` (default 0.01; 1 means no averaging).
@@ -92,7 +92,7 @@ class MINE(DV):
         summary="DV value; loss with MINE's moving-average bias-corrected gradient",
         kind="lower",
         reference="Belghazi et al. 2018, arXiv:1801.04062",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
         stateful=True,
         options={"ema_rate": "moving-average rate r of E[e^T] across loss() calls, in (0, 1] (default 0.01)"},
     )
@@ -107,8 +107,7 @@ class MINE(DV):
         """Forget the moving average (the next ``loss`` call re-initialises it)."""
         self.log_ema.fill_(float("nan"))
 
-    def loss(self, scores: Tensor) -> Tensor:
-        scores = check_scores(scores)
+    def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         log_mean = log_mean_exp_off_diagonal(scores)           # log E_B[e^T]
         batch = log_mean.detach().to(self.log_ema.dtype)
         with torch.no_grad():
@@ -120,4 +119,5 @@ class MINE(DV):
         ratio = torch.exp(log_mean.detach() - self.log_ema.to(log_mean.dtype))   # E_B[e^T] / m
         # value: log E_B[e^T]; gradient: ratio * ∇ log E_B[e^T] = E_B[∇T e^T] / m
         corrected = log_mean.detach() + ratio * (log_mean - log_mean.detach())
-        return -(diagonal(scores).mean() - corrected)
+        positives = diagonal(scores).mean()
+        return positives - log_mean, -(positives - corrected)

@@ -13,15 +13,16 @@ import math
 
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores
+from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo
 from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.nce import nce_candidates, nce_terms
 
-__all__ = ["InfoNCE", "ContrastiveOptions"]
+__all__ = ["InfoNCE", "ContrastiveBound"]
 
 
-class ContrastiveOptions(Bound):
-    """Shared ``penalty`` / ``clip`` options of the NCE-based bounds (AMDIM's two stabilisers)."""
+class ContrastiveBound(Bound):
+    """Base class of the NCE-based bounds: their shared ``penalty`` / ``clip`` options (AMDIM's two
+    stabilisers)."""
 
     def __init__(self, penalty: float = 0.0, clip: float | None = None):
         super().__init__()
@@ -29,7 +30,7 @@ class ContrastiveOptions(Bound):
         self.clip = None if clip is None else positive_float("clip", clip, " (soft-clip range c, AMDIM uses 20)")
 
 
-class InfoNCE(ContrastiveOptions):
+class InfoNCE(ContrastiveBound):
     r"""InfoNCE lower bound (van den Oord et al. 2018, arXiv:1807.03748; Poole et al. 2019, eq. 12).
 
     .. math::
@@ -65,7 +66,7 @@ class InfoNCE(ContrastiveOptions):
         summary="InfoNCE / CPC: mean_i [T_ii - log mean_j e^T_ij]; negatives shared across locations",
         kind="lower",
         reference="van den Oord et al. 2018, arXiv:1807.03748; Bachman et al. 2019, arXiv:1906.00910",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
         ceiling="log N for (N, N); log(1 + (N - 1) L) for (N, N, L)",
         options={"penalty": "AMDIM score penalty lambda: loss += lambda * mean(s^2) (default 0)",
                  "clip": "soft clip c * tanh(s / c) before the log-softmax (default None)"},
@@ -77,9 +78,9 @@ class InfoNCE(ContrastiveOptions):
         value = snce.mean() + math.log(nce_candidates(s3.shape[1], s3.shape[2]))
         return value, msq
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         return self._terms(scores, with_penalty=False)[0]
 
-    def loss(self, scores: Tensor) -> Tensor:
-        value, msq = self._terms(check_scores(scores), with_penalty=bool(self.penalty))
-        return -value + (self.penalty * msq if self.penalty else 0.0)
+    def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        value, msq = self._terms(scores, with_penalty=bool(self.penalty))
+        return value, -value + (self.penalty * msq if self.penalty else 0.0)

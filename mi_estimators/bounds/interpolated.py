@@ -13,6 +13,7 @@ from torch import Tensor
 
 from mi_estimators.bounds.base import (
     Bound,
+    ScoreShape,
     BoundInfo,
     off_diagonal_mean,
     safe_exp,
@@ -77,19 +78,17 @@ class Interpolated(Bound):
         summary="Poole et al.'s I_alpha: alpha=1 InfoNCE-like (K = N - 1), alpha=0 NWJ",
         kind="lower",
         reference="Poole et al. 2019, arXiv:1905.06922",
-        score_shapes=("(N, N)",),
+        score_shapes=(ScoreShape.PAIRS,),
         ceiling="log(N - 1) at alpha = 1",
         options={"alpha": "weight of the multi-sample (InfoNCE) baseline, in [0, 1] (default 0.5)",
                  "log_baseline": "constant log q of the single-sample baseline (default 1.0: alpha=0 is NWJ)"},
     )
-    allow_locations = False
-
     def __init__(self, alpha: float = 0.5, log_baseline: float = 1.0):
         super().__init__()
         self.alpha = unit_interval_float("alpha", alpha, " (1 = InfoNCE end, 0 = NWJ end)")
         self.log_baseline = finite_float("log_baseline", log_baseline, " (nats)")
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         log_a = math.log(self.alpha) if self.alpha > 0 else -math.inf
         log_1ma = math.log1p(-self.alpha) if self.alpha < 1 else -math.inf
         if self.alpha > 0:

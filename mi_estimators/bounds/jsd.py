@@ -9,9 +9,17 @@ arXiv:1905.06922.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, jsd_value, nwj_value, value_with_gradient_of
+from mi_estimators.bounds.base import (
+    PAIRS_AND_LOCATIONS,
+    Bound,
+    BoundInfo,
+    jsd_value,
+    nwj_value,
+    value_with_gradient_of,
+)
 
 __all__ = ["JSD"]
 
@@ -52,11 +60,14 @@ class JSD(Bound):
         summary="DIM's Jensen-Shannon objective; value read out as NWJ(T + 1), gradient of JSD",
         kind="neither",
         reference="Hjelm et al. 2019, arXiv:1808.06670; Poole et al. 2019, arXiv:1905.06922",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
     )
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         return value_with_gradient_of(nwj_value(scores, shift=1.0), jsd_value(scores))
 
-    def loss(self, scores: Tensor) -> Tensor:
-        return -jsd_value(check_scores(scores))
+    def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        jsd = jsd_value(scores)
+        with torch.no_grad():
+            read_out = nwj_value(scores, shift=1.0)
+        return value_with_gradient_of(read_out, jsd), -jsd

@@ -11,15 +11,15 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import BoundInfo, check_scores
+from mi_estimators.bounds.base import BoundInfo, ScoreShape
 from mi_estimators.options import non_negative_float, positive_float
-from mi_estimators.bounds.infonce import ContrastiveOptions
+from mi_estimators.bounds.infonce import ContrastiveBound
 from mi_estimators.nce import nce_candidates, nce_terms
 
 __all__ = ["MixtureNCE"]
 
 
-class MixtureNCE(ContrastiveOptions):
+class MixtureNCE(ContrastiveBound):
     r"""AMDIM's mixture NCE (Bachman et al. 2019, eqs. 18-19; arXiv:1906.00910).
 
     Each image has ``k`` antecedent features ``f_1^1..f_1^k`` (mixture components) and ``n_c``
@@ -67,7 +67,7 @@ class MixtureNCE(ContrastiveOptions):
         summary="AMDIM mixture NCE: q-weighted per-component NCE with entropy bonus (eqs. 18-19)",
         kind="lower",
         reference="Bachman, Hjelm & Buchwalter 2019, arXiv:1906.00910",
-        score_shapes=("(N, N)", "(N, N, L)", "(N, N, L, K)"),
+        score_shapes=tuple(ScoreShape),
         ceiling="log(1 + (N - 1) L)",
         options={"tau": "temperature of q = softmax_k(tau * s_nce) (default 1.0)",
                  "alpha": "entropy weight of the objective (default 1 / tau)",
@@ -81,16 +81,15 @@ class MixtureNCE(ContrastiveOptions):
         self.tau = positive_float("tau", tau, " (temperature of the component posterior q, e.g. 1.0)")
         self.alpha = 1.0 / self.tau if alpha is None else non_negative_float("alpha", alpha, " (entropy weight)")
 
-    def forward(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         return self._terms(scores, with_penalty=False)[0]
 
-    def loss(self, scores: Tensor) -> Tensor:
+    def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         value, entropy, msq = self._terms(scores, with_penalty=bool(self.penalty))
-        return -(value + self.alpha * entropy) + (self.penalty * msq if self.penalty else 0.0)
+        return value, -(value + self.alpha * entropy) + (self.penalty * msq if self.penalty else 0.0)
 
     def _terms(self, scores: Tensor, with_penalty: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         """(value in nats, mean entropy of q, mean raw s^2 or None)."""
-        scores = check_scores(scores, allow_components=True)
         while scores.dim() < 4:
             scores = scores.unsqueeze(-1)
         n, _, n_loc, k = scores.shape

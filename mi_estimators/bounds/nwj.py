@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import Bound, BoundInfo, check_scores, nwj_value
+from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo, nwj_value
 from mi_estimators.options import finite_float
 
 __all__ = ["NWJ", "TUBA"]
@@ -40,10 +40,10 @@ class NWJ(Bound):
         summary="Nguyen-Wainwright-Jordan: E_P[T] - e^-1 E_PxP[e^T] (unbiased, high variance)",
         kind="lower",
         reference="Nguyen, Wainwright & Jordan 2010, arXiv:0809.0853",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
     )
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         return nwj_value(scores)
 
 
@@ -73,7 +73,7 @@ class TUBA(Bound):
         summary="TUBA: E_P[T - a] - E_PxP[e^(T - a)] + 1 with a log-baseline a (per row)",
         kind="lower",
         reference="Poole et al. 2019, arXiv:1905.06922",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
         options={"log_baseline": "constant log-baseline a used when forward() gets none (default 0.0)"},
     )
 
@@ -82,15 +82,8 @@ class TUBA(Bound):
         self.log_baseline = finite_float("log_baseline", log_baseline,
                                           " (nats; pass per-row baselines to forward(scores, log_baseline=...))")
 
-    def forward(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:
-        scores = check_scores(scores)
+    def value(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:
         return nwj_value(scores, log_baseline=self._baseline(scores, log_baseline))
-
-    #: ``loss(s) == -self(s)``: the training engine reads the estimate off the loss
-    loss_is_negated_value = True
-
-    def loss(self, scores: Tensor, log_baseline: Tensor | float | None = None) -> Tensor:
-        return -self(scores, log_baseline)
 
     def _baseline(self, scores: Tensor, log_baseline: Tensor | float | None) -> Tensor | float:
         if log_baseline is None:

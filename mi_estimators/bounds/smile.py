@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from mi_estimators.bounds.base import (
+    PAIRS_AND_LOCATIONS,
     Bound,
     BoundInfo,
     diagonal,
@@ -49,7 +50,7 @@ class SMILE(Bound):
         summary="SMILE: DV with negatives clipped to [-tau, tau] in the partition; JSD gradient",
         kind="neither",
         reference="Song & Ermon 2020, arXiv:1910.06222",
-        score_shapes=("(N, N)", "(N, N, L)"),
+        score_shapes=PAIRS_AND_LOCATIONS,
         options={"clip": "tau > 0 clipping the negatives' scores (default 5.0); None gives DV's value"},
     )
 
@@ -57,7 +58,7 @@ class SMILE(Bound):
         super().__init__()
         self.clip = None if clip is None else positive_float("clip", clip, " (SMILE's tau, e.g. 5.0) or None")
 
-    def estimate(self, scores: Tensor) -> Tensor:
+    def value(self, scores: Tensor) -> Tensor:
         clipped = scores if self.clip is None else torch.clamp(scores, -self.clip, self.clip)
         value = diagonal(scores).mean() - log_mean_exp_off_diagonal(clipped)
         return value_with_gradient_of(value, jsd_value(scores))

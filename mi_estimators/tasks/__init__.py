@@ -5,10 +5,15 @@ Families (each derives ``mi`` in its docstring):
 * :class:`GaussianTask` — per-dimension correlation (:meth:`~GaussianTask.correlated`,
   :meth:`~GaussianTask.from_mi`), any covariance, BMI's dense/sparse interactions
   (:meth:`~GaussianTask.structured`);
-* :class:`TransformedTask` — invertible marginal transforms (cubic, halfcube, asinh, normal_cdf)
-  of any task, same MI;
+* :class:`TransformedTask` — invertible transforms of each side of any task, same MI:
+  elementwise (cubic, halfcube, asinh, normal_cdf, and Czyż et al.'s wiggly and bimodal maps,
+  :mod:`~mi_estimators.tasks.marginals`), the :class:`Spiral` (:func:`spiral_task`) and the
+  :class:`SwissRoll` embedding (:func:`swiss_roll_task`);
 * :class:`StudentTTask` — multivariate Student-t, Gaussian term plus an entropy correction;
-* :class:`AdditiveUniformTask` — Y = X + uniform noise.
+* :class:`AdditiveUniformTask` — Y = X + uniform noise, in any number of independent copies.
+
+The catalogue's module doc has the table of families and ids; :data:`BMI` maps the ids that
+reproduce a task of Czyż et al.'s benchmark to that task's id.
 
 Preconfigured tasks with stable ids live in :mod:`mi_estimators.tasks.catalog` and are registered
 as kind ``tasks``:
@@ -20,12 +25,16 @@ as kind ``tasks``:
 (0.5, (1000, 1))
 """
 
-from mi_estimators.tasks.base import Task, as_generator
-from mi_estimators.tasks.catalog import CATALOG, QUICK
+from mi_estimators.tasks.base import SideMap, Task, Transform, as_generator
+from mi_estimators.tasks.catalog import BMI, CATALOG
 from mi_estimators.tasks.gaussian import GaussianTask, rho_for_mi
+from mi_estimators.tasks.marginals import bimodal, wiggly
+from mi_estimators.tasks.spiral import Spiral, spiral_task
 from mi_estimators.tasks.student import StudentTTask
-from mi_estimators.tasks.transformed import TRANSFORMS, Transform, TransformedTask
+from mi_estimators.tasks.swissroll import SwissRoll, swiss_roll_task
+from mi_estimators.tasks.transformed import TRANSFORMS, TransformedTask
 from mi_estimators.tasks.uniform import AdditiveUniformTask, additive_uniform_mi
 
-__all__ = ["AdditiveUniformTask", "CATALOG", "GaussianTask", "QUICK", "StudentTTask", "TRANSFORMS", "Task",
-           "Transform", "TransformedTask", "additive_uniform_mi", "as_generator", "rho_for_mi"]
+__all__ = ["AdditiveUniformTask", "BMI", "CATALOG", "GaussianTask", "SideMap", "Spiral", "StudentTTask",
+           "SwissRoll", "TRANSFORMS", "Task", "Transform", "TransformedTask", "additive_uniform_mi", "as_generator",
+           "bimodal", "rho_for_mi", "spiral_task", "swiss_roll_task", "wiggly"]

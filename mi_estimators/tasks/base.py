@@ -10,15 +10,19 @@ Information Estimators", arXiv:2306.11078):
   optimal critic (DV's optimum up to a constant; NWJ's optimum is this plus 1). Its mean over
   joint samples is the MI, which the tests use as an independent Monte-Carlo route;
 * ``task.id``: a stable name (the registry name for catalogued tasks).
+
+Transformed tasks map each side with a :class:`SideMap` (forward, a left inverse, the output
+width); :class:`Transform` is the elementwise kind, with ``log |f'|`` besides.
 """
 
 from __future__ import annotations
 
-from typing import Union
+from dataclasses import dataclass
+from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Seed", "Task", "as_generator", "check_pair"]
+__all__ = ["Seed", "SideMap", "Task", "Transform", "as_generator", "check_pair"]
 
 Seed = Union[int, np.random.Generator, None]
 
@@ -74,3 +78,32 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id!r}: x_dim={self.x_dim}, y_dim={self.y_dim}, mi={self.mi:.4f} nats>"
+
+
+@runtime_checkable
+class SideMap(Protocol):
+    """A map of one side's rows: ``forward`` ``(n, d) -> (n, out_dim(d))``, ``inverse`` a left
+    inverse on its image, ``out_dim(d)`` the output width (raising ``ValueError`` for a ``d`` the
+    map does not take)."""
+
+    name: str
+
+    def forward(self, v: np.ndarray) -> np.ndarray: ...
+
+    def inverse(self, u: np.ndarray) -> np.ndarray: ...
+
+    def out_dim(self, d: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Transform:
+    """An elementwise bijection of ℝ onto its image, its inverse and ``log |f'(x)|``."""
+
+    name: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    inverse: Callable[[np.ndarray], np.ndarray]
+    log_abs_derivative: Callable[[np.ndarray], np.ndarray]
+
+    def out_dim(self, d: int) -> int:
+        """Elementwise: the width is kept."""
+        return d

@@ -1,9 +1,33 @@
 """The catalogue: preconfigured tasks with stable ids, registered as entry points (kind ``tasks``).
 
-``mi_estimators.get("gauss-5x5-mi1", kind="tasks")`` returns a fresh task. The ids never change
+``mi_estimators.get("gauss-5x5-mi2", kind="tasks")`` returns a fresh task. The ids never change
 meaning; a new configuration gets a new id. Each id is declared in ``pyproject.toml`` under
 ``[project.entry-points."mi_estimators.tasks"]`` pointing at the factory of the same name here
-(dashes and dots spelled ``_``).
+(dashes and dots spelled ``_``). :data:`BMI` names the task of Czyż et al.'s benchmark
+(``benchmark-mi``, arXiv:2306.11078) that an id reproduces: same distribution, same parameters,
+same true MI, so that results compare with the paper's figures. (The benchmark also z-scores each
+column of every sample before estimating, an affine map of each side that leaves the MI alone;
+``estimate()`` and ``ksg_mi`` standardise their inputs themselves, so the tasks here are the
+unscaled distributions, as bmi's task objects are.)
+
+Families (the ids in ``_SPECS`` below are grouped the same way):
+
+=======================  ==================================================  ===============================
+family                   where                                               ids
+=======================  ==================================================  ===============================
+Gaussian                 :class:`~mi_estimators.tasks.GaussianTask`          ``gauss-*``
+bmi 2-pair Gaussian      corr 0.8 on 2 pairs, the rest independent           ``gauss-2pair-*`` (5, 25, 50 d)
+elementwise transforms   :class:`~mi_estimators.tasks.TransformedTask`       ``cubic-*``, ``halfcube-*``,
+                                                                             ``asinh-*``, ``normalcdf-*``
+wiggly, bimodal          :mod:`mi_estimators.tasks.marginals`                ``wiggly-*``, ``bimodal-*``
+swiss roll (2 x 1)       :mod:`mi_estimators.tasks.swissroll`                ``swissroll-*``
+spiral                   :mod:`mi_estimators.tasks.spiral`                   ``spiral-*``
+Student-t                :class:`~mi_estimators.tasks.StudentTTask`          ``student-t-*`` (2-10 d, df 1-5)
+additive uniform noise   :class:`~mi_estimators.tasks.AdditiveUniformTask`   ``uniform-*``
+high MI (>= 4 nats)      non-Gaussian copula: Student-t, noise, spiral       ``student-t-5x5-df3-rho0.9``,
+                                                                             ``uniform-3x3-eps0.1``,
+                                                                             ``spiral-gauss-5x5-mi5``
+=======================  ==================================================  ===============================
 """
 
 from __future__ import annotations
@@ -13,45 +37,137 @@ from typing import Callable
 
 from mi_estimators.tasks.base import Task
 from mi_estimators.tasks.gaussian import GaussianTask
+from mi_estimators.tasks.marginals import bimodal
+from mi_estimators.tasks.spiral import spiral_task
 from mi_estimators.tasks.student import StudentTTask
+from mi_estimators.tasks.swissroll import swiss_roll_task
 from mi_estimators.tasks.transformed import TransformedTask
 from mi_estimators.tasks.uniform import AdditiveUniformTask
 
-__all__ = ["CATALOG", "QUICK", "attribute_name"]
+__all__ = ["BMI", "CATALOG", "attribute_name"]
 
 
 def _gauss(mi, d):
     return lambda: GaussianTask.from_mi(mi, d)
 
 
+def _two_pair(d: int) -> GaussianTask:
+    """bmi's 2-pair Gaussian: latent Z_k with weight λ = 2 added to X_k and Y_k for k < 2, unit noise,
+    the other axes with variance matched: Cor(X_k, Y_k) = λ²/(1 + λ²) = 0.8, all else 0."""
+    return GaussianTask.structured(d, d, corr=0.8, n_interacting=2)
+
+
+def _rho75() -> GaussianTask:
+    return GaussianTask.correlated(1, 0.75)  # bmi's bivariate normal base of the 1-d tasks
+
+
+def _t(d: int, df: float) -> StudentTTask:
+    return StudentTTask.identity(d, d, df=df)
+
+
+def _tr(base, fx, fy="same"):
+    return lambda: TransformedTask(base(), fx, fy)
+
+
 #: id -> (builder, one-line summary)
 _SPECS: dict[str, tuple[Callable[[], Task], str]] = {
+    # Gaussian
     "gauss-1x1-mi0.5": (_gauss(0.5, 1), "1-d Gaussian pair, 0.5 nats"),
     "gauss-2x2-mi1": (_gauss(1.0, 2), "2 correlated Gaussian pairs, 1 nat"),
     "gauss-5x5-mi2": (_gauss(2.0, 5), "5 correlated Gaussian pairs, 2 nats"),
     "gauss-dense-5x5": (lambda: GaussianTask.structured(5, 5, corr=0.5, off_diag=0.5),
                         "5+5-d Gaussian, every X-Y and within-block correlation 0.5 (BMI dense)"),
     "gauss-sparse-5x5": (lambda: GaussianTask.structured(5, 5, corr=0.8, n_interacting=2, off_diag=0.1),
-                         "5+5-d Gaussian, 2 interacting pairs of correlation 0.8 (BMI sparse)"),
+                         "5+5-d Gaussian, 2 pairs of correlation 0.8, within-block 0.1 (not bmi's 2-pair)"),
+    "gauss-2pair-5x5": (lambda: _two_pair(5),
+                        "5+5-d 2-pair Gaussian: 2 pairs of correlation 0.8, the rest independent"),
+    "gauss-2pair-25x25": (lambda: _two_pair(25), "25+25-d 2-pair Gaussian (sparse, high-d)"),
+    "gauss-2pair-50x50": (lambda: _two_pair(50), "50+50-d 2-pair Gaussian (sparse, high-d)"),
+    "gauss-20x20-mi10": (_gauss(10.0, 20), "20 correlated Gaussian pairs, 10 nats (hard)"),
+    # elementwise transforms of Gaussians
     "cubic-gauss-1x1-mi0.5": (lambda: TransformedTask(GaussianTask.from_mi(0.5, 1), "cubic"),
                               "1-d Gaussian, 0.5 nats, both sides cubed"),
     "halfcube-gauss-3x3-mi1": (lambda: TransformedTask(GaussianTask.from_mi(1.0, 3), "halfcube"),
                                "3 Gaussian pairs, 1 nat, x*sqrt|x| on both sides"),
-    "asinh-student-t-2x2-df1": (lambda: TransformedTask(StudentTTask.identity(2, 2, df=1), "asinh"),
-                                "2+2-d Cauchy (t, df 1, identity dispersion) under asinh"),
     "normalcdf-gauss-5x5-mi1": (lambda: TransformedTask(GaussianTask.from_mi(1.0, 5), "normal_cdf"),
                                 "5 Gaussian pairs, 1 nat, through the normal CDF (values in (0, 1))"),
+    "halfcube-gauss-2pair-25x25": (_tr(lambda: _two_pair(25), "halfcube"),
+                                   "25+25-d 2-pair Gaussian, x*sqrt|x| both sides"),
+    "halfcube-gauss-2pair-50x50": (_tr(lambda: _two_pair(50), "halfcube"),
+                                   "50+50-d 2-pair Gaussian, x*sqrt|x| both sides"),
+    "normalcdf-gauss-2pair-25x25": (_tr(lambda: _two_pair(25), "normal_cdf"),
+                                    "25+25-d 2-pair Gaussian through the normal CDF"),
+    "asinh-gauss-2pair-50x50": (_tr(lambda: _two_pair(50), "asinh"), "50+50-d 2-pair Gaussian under asinh"),
+    # wiggly and bimodal marginals, the swiss roll (1-d Gaussian of correlation 0.75 at the base)
+    "wiggly-gauss-1x1-rho0.75": (_tr(_rho75, "wiggly_x", "wiggly_y"),
+                                 "1-d Gaussian, correlation 0.75, bmi's wiggly map on each side"),
+    "bimodal-gauss-1x1-rho0.75": (_tr(_rho75, "bimodal_x", "bimodal_y"),
+                                  "1-d Gaussian copula (0.75), mixture marginals 0.3N(0,1)+0.7N(5,1), N(-1,1)+N(3,1)"),
+    "bimodal-student-t-1x1-df1": (_tr(lambda: _t(1, 1), bimodal("bimodal_x", [0.3, 0.7], [0.0, 5.0], df=1),
+                                      bimodal("bimodal_y", [0.5, 0.5], [-1.0, 3.0], df=1)),
+                                  "Cauchy copula (t, df 1) with the bimodal mixture marginals"),
+    "swissroll-gauss-2x1-rho0.75": (lambda: swiss_roll_task(TransformedTask(_rho75(), "normal_cdf")),
+                                    "U = Phi(X) rolled into the plane, against Phi(Y); X, Y Gaussian, corr 0.75"),
+    # spirals
+    "spiral-gauss-2pair-3x3": (lambda: spiral_task(_two_pair(3)), "bmi's spiral of the 3+3-d 2-pair Gaussian"),
+    "spiral-gauss-2pair-5x5": (lambda: spiral_task(_two_pair(5)), "bmi's spiral of the 5+5-d 2-pair Gaussian"),
+    "spiral-gauss-2pair-25x25": (lambda: spiral_task(_two_pair(25)), "bmi's spiral of the 25+25-d 2-pair Gaussian"),
+    "spiral-normalcdf-gauss-2pair-5x5": (lambda: spiral_task(TransformedTask(_two_pair(5), "normal_cdf")),
+                                         "bmi's spiral of the 5+5-d 2-pair Gaussian after the normal CDF"),
+    "spiral-gauss-5x5-mi5": (lambda: spiral_task(GaussianTask.from_mi(5.0, 5)),
+                             "bmi's spiral of 5 Gaussian pairs, 5 nats (high MI, non-Gaussian copula)"),
+    # Student-t (identity dispersion unless a rho is named)
+    "student-t-2x2-df1": (lambda: _t(2, 1), "2+2-d Student-t, df 1 (Cauchy), identity dispersion"),
     "student-t-2x2-df2": (lambda: StudentTTask.identity(2, 2, df=2),
                           "2+2-d Student-t, df 2, identity dispersion (dependent, uncorrelated)"),
     "student-t-2x2-df5-rho0.5": (lambda: StudentTTask.correlated(2, 0.5, df=5),
                                  "2 Student-t pairs, df 5, dispersion correlation 0.5"),
+    "student-t-3x3-df2": (lambda: _t(3, 2), "3+3-d Student-t, df 2, identity dispersion"),
+    "student-t-3x3-df3": (lambda: _t(3, 3), "3+3-d Student-t, df 3, identity dispersion"),
+    "student-t-5x5-df2": (lambda: _t(5, 2), "5+5-d Student-t, df 2, identity dispersion"),
+    "student-t-5x5-df3": (lambda: _t(5, 3), "5+5-d Student-t, df 3, identity dispersion"),
+    "student-t-10x10-df1": (lambda: _t(10, 1), "10+10-d Student-t, df 1 (Cauchy), identity dispersion"),
+    "student-t-5x5-df3-rho0.9": (lambda: StudentTTask.correlated(5, 0.9, df=3),
+                                 "5 Student-t pairs, df 3, dispersion correlation 0.9 (high MI)"),
+    "asinh-student-t-2x2-df1": (lambda: TransformedTask(StudentTTask.identity(2, 2, df=1), "asinh"),
+                                "2+2-d Cauchy (t, df 1, identity dispersion) under asinh"),
+    "asinh-student-t-3x3-df2": (_tr(lambda: _t(3, 2), "asinh"),
+                                "3+3-d Student-t, df 2, identity dispersion, under asinh"),
+    "asinh-student-t-5x5-df2": (_tr(lambda: _t(5, 2), "asinh"),
+                                "5+5-d Student-t, df 2, identity dispersion, under asinh"),
+    # additive uniform noise
     "uniform-eps0.1": (lambda: AdditiveUniformTask(0.1), "Y = X + U(-0.1, 0.1), X ~ U(0, 1)"),
     "uniform-eps0.75": (lambda: AdditiveUniformTask(0.75), "Y = X + U(-0.75, 0.75), X ~ U(0, 1)"),
-    "gauss-20x20-mi10": (_gauss(10.0, 20), "20 correlated Gaussian pairs, 10 nats (hard)"),
+    "uniform-3x3-eps0.1": (lambda: AdditiveUniformTask(0.1, dim=3),
+                           "3 independent copies of Y = X + U(-0.1, 0.1) (high MI, non-Gaussian copula)"),
 }
 
-#: the tasks `mi-estimators validate --quick` runs (a cross-section of the families)
-QUICK = ("gauss-5x5-mi2", "cubic-gauss-1x1-mi0.5", "student-t-2x2-df2", "uniform-eps0.1")
+#: id -> the id of the task of Czyż et al.'s benchmark (package ``benchmark-mi``) it reproduces
+BMI: dict[str, str] = {
+    "gauss-dense-5x5": "multinormal-dense-5-5-0.5",
+    "gauss-2pair-5x5": "multinormal-sparse-5-5-2-2.0",
+    "gauss-2pair-25x25": "multinormal-sparse-25-25-2-2.0",
+    "halfcube-gauss-2pair-25x25": "half_cube-multinormal-sparse-25-25-2-2.0",
+    "normalcdf-gauss-2pair-25x25": "normal_cdf-multinormal-sparse-25-25-2-2.0",
+    "wiggly-gauss-1x1-rho0.75": "wiggly-1v1-normal-0.75",
+    "bimodal-gauss-1x1-rho0.75": "1v1-bimodal-0.75",
+    "swissroll-gauss-2x1-rho0.75": "swissroll_x-normal_cdf-1v1-normal-0.75",
+    "spiral-gauss-2pair-3x3": "spiral-multinormal-sparse-3-3-2-2.0",
+    "spiral-gauss-2pair-5x5": "spiral-multinormal-sparse-5-5-2-2.0",
+    "spiral-gauss-2pair-25x25": "spiral-multinormal-sparse-25-25-2-2.0",
+    "spiral-normalcdf-gauss-2pair-5x5": "spiral-normal_cdf-multinormal-sparse-5-5-2-2.0",
+    "student-t-2x2-df1": "student-identity-2-2-1",
+    "student-t-2x2-df2": "student-identity-2-2-2",
+    "student-t-3x3-df2": "student-identity-3-3-2",
+    "student-t-3x3-df3": "student-identity-3-3-3",
+    "student-t-5x5-df2": "student-identity-5-5-2",
+    "student-t-5x5-df3": "student-identity-5-5-3",
+    "asinh-student-t-2x2-df1": "asinh-student-identity-2-2-1",
+    "asinh-student-t-3x3-df2": "asinh-student-identity-3-3-2",
+    "asinh-student-t-5x5-df2": "asinh-student-identity-5-5-2",
+    "uniform-eps0.1": "1v1-additive-0.1",
+    "uniform-eps0.75": "1v1-additive-0.75",
+}
 
 
 def attribute_name(task_id: str) -> str:

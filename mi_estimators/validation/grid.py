@@ -20,7 +20,8 @@ import torch
 
 from mi_estimators.critics import SeparableCritic
 from mi_estimators.tasks import Task
-from mi_estimators.validation.engine import BoundSet, train_stacked
+from mi_estimators.fit import seeded, train_stacked
+from mi_estimators.validation.selection import BoundSet
 
 __all__ = ["TaskResult", "run_task"]
 
@@ -51,7 +52,6 @@ def run_task(task: Task, bounds: BoundSet, steps: int = 2000, batch_size: int = 
              device: str | torch.device = "cpu", progress=None) -> TaskResult:
     dev = torch.device(device)
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
     px, py = task.sample(10000, rng)
     mx, sx, my, sy = px.mean(0), px.std(0), py.mean(0), py.std(0)
 
@@ -61,8 +61,9 @@ def run_task(task: Task, bounds: BoundSet, steps: int = 2000, batch_size: int = 
                 torch.as_tensor((y - my) / sy, dtype=torch.float32, device=dev))
 
     k = len(bounds.names)
-    model = SeparableCritic(task.x_dim, task.y_dim, hidden=hidden, layers=layers, embed_dim=embed_dim,
-                            n_models=k).to(dev)
+    with seeded(seed):
+        model = SeparableCritic(task.x_dim, task.y_dim, hidden=hidden, layers=layers, embed_dim=embed_dim,
+                                n_models=k).to(dev)
     instances = [b.to(dev) if isinstance(b, torch.nn.Module) else b for b in bounds.instances()]
     errors = dict(bounds.errors)
     t0 = time.perf_counter()

@@ -21,7 +21,8 @@ import torch
 
 from mi_estimators.critics import ConcatCritic, SeparableCritic
 from mi_estimators.tasks import rho_for_mi
-from mi_estimators.validation.engine import BoundSet, train_stacked
+from mi_estimators.fit import seeded, train_stacked
+from mi_estimators.validation.selection import BoundSet
 
 __all__ = ["StaircaseResult", "run_staircase", "staircase_table"]
 
@@ -59,9 +60,9 @@ def run_staircase(bounds: BoundSet, critic: str = "separable", d: int = 20,
     """Train every bound of ``bounds`` through the staircase in one pass (one stacked critic)."""
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    torch.manual_seed(seed)
     k = len(bounds.names)
-    model = make_critic(critic, d, k, hidden, layers, embed_dim).to(dev)
+    with seeded(seed):
+        model = make_critic(critic, d, k, hidden, layers, embed_dim).to(dev)
     instances = [b.to(dev) if isinstance(b, torch.nn.Module) else b for b in bounds.instances()]
     rhos = [rho_for_mi(m, d) for m in levels]
 
