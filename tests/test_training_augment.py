@@ -135,3 +135,23 @@ def test_one_channel_augmentations_are_on_and_validated():
                          ({"translate": -1}, "translate")):
         with pytest.raises(ValueError, match=message):
             Augment(**bad)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_augmentation_on_device(device):
+    """Every operation runs batched on the batch's device with that device's generator, and is
+    reproducible from the generator's seed."""
+    x = torch.rand(16, 3, 20, 20, device=device)
+    aug = Augment(translate=2, crop_scale=(0.3, 1.0), flip=True, colour=0.4, grayscale=0.5, brightness=0.3,
+                  contrast=0.3, erase=0.5, noise=0.05)
+    views = [two_views(x, aug, shared_flip=True, generator=torch.Generator(device=device).manual_seed(3))
+             for _ in range(2)]
+    for v in views[0]:
+        assert v.device == x.device and v.shape == x.shape and v.min() >= 0 and v.max() <= 1
+    assert not torch.equal(views[0][0], views[0][1])
+    torch.testing.assert_close(views[0][0], views[1][0])
+    gray = Augment(brightness=0.3, contrast=0.3, erase=1.0, noise=0.05)(x[:, :1])
+    assert gray.device == x.device and not torch.equal(gray, x[:, :1])

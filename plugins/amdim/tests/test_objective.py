@@ -231,3 +231,30 @@ def test_bad_numbers_raise_value_error(options, message):
     kwargs = {"n_rkhs": 8, **options}
     with pytest.raises(ValueError, match=message):
         MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, **kwargs)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_step_on_device(device):
+    """Encoder + objective on the device: the loss of the CPU in float32, its gradient finite, and
+    under bfloat16 autocast a finite loss near it."""
+    from mi_estimators.training import feature_shapes
+    from mi_estimators_amdim.encoder import AMDIMEncoder
+    from mi_estimators_amdim.trainer import AMDIMObjective
+
+    torch.manual_seed(0)
+    enc = AMDIMEncoder(1, 28, ndf=4, n_rkhs=16, n_depth=1)
+    cpu = AMDIMObjective(enc, feature_shapes(enc, 1, 28), n_rkhs=16, channels_last=True, locations_55=None)
+    x = torch.rand(2, 6, 1, 28, 28)
+    with torch.no_grad():
+        expected = cpu((x[0], x[1]))["loss"]
+    model = cpu.to(device)
+    out = model((x[0].to(device), x[1].to(device)))
+    out["loss"].backward()
+    torch.testing.assert_close(out["loss"].detach().cpu(), expected, rtol=1e-4, atol=1e-4)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.autocast(device_type=device, dtype=torch.bfloat16), torch.no_grad():
+        low = model((x[0].to(device), x[1].to(device)))["loss"]
+    assert torch.isfinite(low) and abs(float(low) - float(expected)) < 0.05 * float(expected)
