@@ -127,15 +127,16 @@ class MultiscaleNCE(nn.Module):
         (default 1, as in the authors' code). None: every location (the exact average over the
         location, of which n random ones are an unbiased estimate at n/n5 of the cost).
     embed_bn:
-        Batch norm on the output of every head φ (the authors' code normalises its f1 and its
-        f5/f7 embeddings so, even when the encoder has no batch norm).
+        Batch norm on the output of every head φ (default; the authors' code normalises its f1
+        and its f5/f7 embeddings so, even when the encoder has no batch norm). Without it an
+        encoder without batch norm learns far more slowly (see the plugin's README).
     """
 
     def __init__(self, channels: dict[str, int], n_rkhs: int, *,
                  pairs: Sequence[str] = ("1-7", "1-5", "5-5"), penalty: float = 4e-2,
                  clip: float | None = 20.0, bound: str = DEFAULT_BOUND, mixture: int = 1,
                  tau: float = 1.0, alpha: float | None = None, bound_options: dict | None = None,
-                 chunk_size: int | None = None, locations_55: int | None = 1, embed_bn: bool = False):
+                 chunk_size: int | None = None, locations_55: int | None = 1, embed_bn: bool = True):
         super().__init__()
         unknown = [p for p in pairs if p not in PAIRS]
         if unknown or not pairs:
