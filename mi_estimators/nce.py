@@ -61,6 +61,9 @@ MIN_CHUNK_ELEMENTS = 1 << 20
 #: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower;
 #: from about this size on the kernels are as fast or faster: ``benchmarks/bench_nce.py``)
 SMALL_SCORES = 1 << 15
+#: the same for :func:`nce_loss_features` (``na·nb·nc`` scores): there the kernel's fixed costs
+#: are paid back from about twice that size (at d = 256-1024; ``benchmarks/bench_nce.py``)
+SMALL_FEATURE_SCORES = 1 << 16
 
 
 def nce_candidates(nb: int, nc: int) -> int:
@@ -220,7 +223,6 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, wan
         r1 = min(na, r0 + rows)
         s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, work, spare)
         sq += q
-    _check_finite(s_pos, lse, sq)
     return s_pos, lse, sq
 
 
@@ -230,13 +232,17 @@ def _free_checks(x: Tensor) -> bool:
     return x.device.type == "cpu"
 
 
-def _check_finite(s_pos: Tensor, lse: Tensor, sq: Tensor | None) -> None:
-    """Raise ``ValueError`` when a positive, a negatives' log-sum-exp or the square sum is not finite.
+def _check_finite(log_probs: Tensor, sq: Tensor | None) -> None:
+    """Raise ``ValueError`` when a log-probability (<= 0, so their sum is finite exactly when each
+    is) or the square sum is not finite: a NaN or ``+inf`` score, or a ``-inf`` positive.
 
     Only where the check is free (:func:`_free_checks`); on an accelerator non-finite scores give a
     non-finite loss instead, which the trainer kit's divergence check reports.
     """
-    if _free_checks(lse) and not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and (sq is None or torch.isfinite(sq))):
+    if not _free_checks(log_probs):
+        return
+    total = float(log_probs.detach().sum()) + (0.0 if sq is None else float(sq.detach()))
+    if not math.isfinite(total):
         raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
                          "encoder's inputs and lower the learning rate")
 
@@ -340,7 +346,9 @@ def nce_terms(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None =
     else:
         rows = _rows_per_chunk(na, nb * nc, chunk_size)
         s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
-    return _log_probs(s_pos, lse), (sq / scores.numel() if with_mean_square else None)
+    log_probs = _log_probs(s_pos, lse)
+    _check_finite(log_probs, sq)
+    return log_probs, (sq / scores.numel() if with_mean_square else None)
 
 
 def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool):
@@ -354,7 +362,6 @@ def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool)
     is_pos = torch.zeros(na, nb, dtype=torch.bool, device=x.device)
     is_pos[rows, pos] = True
     lse = torch.logsumexp(x.masked_fill(is_pos[:, :, None], -math.inf).reshape(na, -1), dim=1)
-    _check_finite(s_pos, lse, sq)
     return s_pos, lse, sq
 
 
@@ -439,7 +446,7 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     ``antecedents``: ``(na, d)``; ``consequents``: ``(nb, nc, d)`` (or ``(nb, d)`` for ``nc = 1``);
     ``scores[i, j, c] = antecedents[i] · consequents[j, c]``. Positives at consequent
     ``pos_index[i]`` when given (any ``na``, e.g. several antecedent locations per image), else at
-    ``i + pos_offset`` (then ``nb >= na``). Up to :data:`SMALL_SCORES` score elements
+    ``i + pos_offset`` (then ``nb >= na``). Up to :data:`SMALL_FEATURE_SCORES` score elements
     (and no ``chunk_size``) the loss is plain autograd operations, which are faster there; above,
     the ``(na, nb·nc)`` score tensor is materialised once and the backward pass recomputes the
     softmax from it in chunks and never builds the gradient of the scores as a whole, so peak
@@ -455,11 +462,13 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     consequents = _check_features(antecedents, consequents, pos_index)
     na, (nb, nc, d) = antecedents.shape[0], consequents.shape
     pos = _positive_index(na, nb, pos_offset, pos_index, antecedents.device)
-    if chunk_size is None and na * nb * nc <= SMALL_SCORES:
+    if chunk_size is None and na * nb * nc <= SMALL_FEATURE_SCORES:
         scores = (antecedents @ consequents.reshape(nb * nc, d).T).view(na, nb, nc)
         s_pos, lse, sq = _small_terms(scores, pos, clip, bool(penalty))
     else:
         rows = _rows_per_chunk(na, nb * nc, chunk_size)
         s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows,
                                                 bool(penalty))
-    return -_log_probs(s_pos, lse).mean() + score_penalty(penalty, sq / (na * nb * nc) if penalty else None)
+    log_probs = _log_probs(s_pos, lse)
+    _check_finite(log_probs, sq)
+    return -log_probs.mean() + score_penalty(penalty, sq / (na * nb * nc) if penalty else None)
