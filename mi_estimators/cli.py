@@ -3,7 +3,10 @@
 The adapter layer: flags and files become the typed options of the library's calls, and results
 become text. ``list`` reads the registry; ``validate`` runs :func:`mi_estimators.validation.run_validation`;
 ``estimate`` loads files (:mod:`mi_estimators.io`) and calls :func:`mi_estimators.estimate`;
-``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``) with its own options.
+``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``): a
+:class:`mi_estimators.training.Trainer` subclass; its ``config_class`` generates the parser, the
+command line becomes a config, and ``Trainer(config).fit()`` runs it. (A trainer object without
+``config_class`` is driven by its own ``add_arguments(parser)`` and ``run(args)``.)
 """
 
 from __future__ import annotations
@@ -57,13 +60,36 @@ def _cmd_train(argv: list[str]) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     trainer = registry.lookup(name, "trainers")
-    parser = argparse.ArgumentParser(prog=f"mi-estimators train {name}",
-                                     description=(trainer.__doc__ or "").strip().split("\n")[0])
-    trainer.add_arguments(parser)
-    metrics = trainer.run(parser.parse_args(rest))
+    prog, description = f"mi-estimators train {name}", (trainer.__doc__ or "").strip().split("\n")[0]
+    config_class = getattr(trainer, "config_class", None)
+    if config_class is None:  # not built on the kit: the trainer parses and runs itself
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        trainer.add_arguments(parser)
+        metrics = trainer.run(parser.parse_args(rest))
+    else:  # parse -> config -> fit
+        args = config_class.parser(prog, description).parse_args(rest)
+        metrics = _fit(trainer(config_class.from_dict(vars(args))))
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0
+
+
+def _fit(trainer) -> dict:
+    """``trainer.fit()``; an unexpected error of the objective or of torch (out of memory, ...) as one
+    line (``MI_ESTIMATORS_TRACEBACK=1`` shows the traceback instead)."""
+    try:
+        return trainer.fit()
+    except RuntimeError as exc:
+        if os.environ.get("MI_ESTIMATORS_TRACEBACK") == "1":
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        hint = ("lower --batch-size" if "out of memory" in first else
+                "set MI_ESTIMATORS_TRACEBACK=1 to see where (a bug in the trainer, encoder or objective?)")
+        raise TrainingFailedError(f"training failed ({type(exc).__name__}: {first}); {hint}") from exc
+
+
+class TrainingFailedError(ValueError):
+    """An unexpected error during training, reported in one line."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (`mi-estimators list | head -1`): stop quietly, as shell tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13  # SIGPIPE
+    except OSError as exc:  # e.g. training: --out not writable or in use, a full disk
+        hint = "" if exc.errno is None else " (check the path, its permissions and the free disk space)"
+        print(f"mi-estimators: error: {' '.join(str(exc).split())}{hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one outside it
+        print("mi-estimators: interrupted", file=sys.stderr)
+        return 130
 
 
 # ------------------------------------------------------------------------------ validate

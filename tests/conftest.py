@@ -1,6 +1,11 @@
 import os
 
-import torch
+# pytest -n 2 on 2 cores: one BLAS thread per worker (numpy and torch read these on import), or the
+# workers' thread pools oversubscribe the cores and spin
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import torch  # noqa: E402
 from hypothesis import HealthCheck, settings
 
 # CI: no deadline (shared, noisy 2-core machines), print the blob to reproduce a failure.

@@ -55,7 +55,7 @@ def test_idx_directory_with_uncompressed_files(tmp_path):
 
 
 @pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION} "
-                    "(sudo apt-get install dataset-fashion-mnist)")
+                    "(apt-get install dataset-fashion-mnist, as root)")
 def test_fashion_mnist_slice_from_debian_path():
     test = load_idx_split(FASHION, "test", name="fashion-mnist").subset(300)
     assert test.images.shape == (300, 1, 28, 28) and test.images.dtype == torch.uint8

@@ -4,105 +4,30 @@ third-party encoders, schedules, probes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 import mi_estimators as mie
 from mi_estimators.training import (CHECKPOINT_NAME, ImageData, TrainingDivergedError, knn_accuracy,
-                                    linear_probe, load_checkpoint)
-from mi_estimators.training.loop import lr_lambda, parse_options
+                                    linear_probe, load_checkpoint, parse_options)
+from mi_estimators.training.loop import lr_lambda
 
-# A complete trainer plugin in a few lines; written to a file so that a subprocess can run it too.
-TOY = textwrap.dedent('''
-    import sys
-    import torch
-    from torch import nn
-    import mi_estimators as mie
-    from mi_estimators.training import Augment, ImageData, Trainer, gather_with_grad, two_views
-
-
-    class ToyEncoder(nn.Module):
-        default_probe = ("global",)
-
-        def __init__(self, in_channels, image_size, width=8):
-            super().__init__()
-            self.conv = nn.Conv2d(in_channels, width, 3, 2, 1)
-            self.fc = nn.Linear(width * ((image_size + 1) // 2) ** 2, 16)
-
-        def forward(self, x):
-            m = torch.relu(self.conv(x))
-            return {"global": self.fc(m.flatten(1)), "local": m}
-
-
-    if "toy" not in mie.available("encoders"):
-        mie.register("toy", ToyEncoder, kind="encoders")
-
-
-    class Objective(nn.Module):
-        def __init__(self, encoder, poison_at=None):
-            super().__init__()
-            self.encoder, self.poison_at, self.calls = encoder, poison_at, 0
-
-        def forward(self, views):
-            a, b = (self.encoder(v) for v in views)
-            za, zb = gather_with_grad(a["global"]), gather_with_grad(b["global"])
-            s = za @ zb.T / 4
-            loss = -(s.diagonal() - s.logsumexp(1)).mean()
-            self.calls += 1
-            if self.poison_at is not None and self.calls >= self.poison_at:
-                loss = loss * float("nan")
-            return {"loss": loss, "logs": {}, "features": a}
-
-
-    class ToyTrainer(Trainer):
-        """Two-view InfoNCE on a toy encoder."""
-        defaults = {"encoder": "toy", "lr": 3e-3, "batch_size": 16, "warmup_steps": 2}
-        poison_at = None
-
-        def make_inputs(self, x):
-            v1, v2 = two_views(x, Augment(translate=1, flip=True), shared_flip=True)
-            return self.normalise(v1), self.normalise(v2)
-
-        def build_objective(self, encoder, shapes):
-            return Objective(encoder, self.poison_at)
-
-
-    def toy_data(n=96, seed=0):
-        g = torch.Generator().manual_seed(seed)
-        labels = torch.arange(n) % 3
-        base = torch.rand(3, 1, 8, 8, generator=g)
-        images = (base[labels] + 0.3 * torch.rand(n, 1, 8, 8, generator=g)).clamp(0, 1)
-        return ImageData((images * 255).to(torch.uint8), labels)
-
-
-    if __name__ == "__main__":  # the SIGKILL test: die in the middle of epoch 2
-        import os, signal
-        torch.set_num_threads(1)
-        out, kill_step = sys.argv[1], int(sys.argv[2])
-
-        def killer(trainer):
-            if trainer.step == kill_step:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        args = ToyTrainer.parse(["--out", out, "--epochs", "3", "--no-progress"])
-        ToyTrainer.run(args, train=toy_data(), test=toy_data(48, 1), callbacks=[killer])
-''')
+TOY = Path(__file__).with_name("toy_trainer.py")  # a trainer plugin; a subprocess runs it too
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "toy_trainer.py"
-    path.write_text(TOY)
-    spec = importlib.util.spec_from_file_location("toy_trainer", path)
+def toy():
+    spec = importlib.util.spec_from_file_location("toy_trainer", TOY)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.path = path
+    mod.path = TOY
     yield mod
     mie.unregister("toy", kind="encoders")
 
@@ -149,6 +74,8 @@ def test_sigint_mid_epoch_then_resume_is_identical(toy, tmp_path):
     m = _run(toy, stopped, "--resume")
     assert m["steps"] == 18
     _assert_same(_params(straight), _params(stopped))
+    # the wall time counts the whole run: the epochs before the interruption come from the checkpoint
+    assert len(m["history"]) == 3 and m["train_wall_s"] == round(sum(h["wall_s"] for h in m["history"]), 2)
 
 
 def test_sigkill_mid_epoch_then_resume_loses_only_that_epoch(toy, tmp_path):
@@ -168,11 +95,120 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(toy, tmp_path):
     class Poisoned(toy.ToyTrainer):
         poison_at = 9  # epoch 2, third step
 
-    with pytest.raises(TrainingDivergedError, match=r"loss is nan.*epoch 2.*last good checkpoint.*--lr"):
+    # found at the next sync point (the epoch's end: log_every 50 > 6 steps), before anything is saved
+    with pytest.raises(TrainingDivergedError,
+                       match=r"loss is nan at epoch 2, between steps 7 and 12.*last good checkpoint.*--lr"):
         _run(toy, tmp_path, trainer=Poisoned)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert (state["epoch"], state["step"]) == (1, 6)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_sync_interval_does_not_change_the_run(toy, tmp_path):
+    """Reading the device every step or every 50 steps: the same weights, the same history."""
+    every, rarely = tmp_path / "every", tmp_path / "rarely"
+    a = _run(toy, every, "--log-every", "1")
+    b = _run(toy, rarely, "--log-every", "50")
+    _assert_same(_params(every), _params(rarely))
+    strip = [{k: v for k, v in h.items() if k not in ("wall_s", "images_per_s")} for h in a["history"]]
+    assert strip == [{k: v for k, v in h.items() if k not in ("wall_s", "images_per_s")} for h in b["history"]]
+
+
+def test_no_host_read_inside_a_step(toy, tmp_path, monkeypatch):
+    """The kit's step never reads a tensor on the host (float, int, bool, item, tolist): it syncs only at
+    the sync points. (Reads inside torch itself, such as Adam's CPU step counter, are not the kit's.)"""
+    import inspect
+    from pathlib import Path
+
+    from mi_estimators.training import Trainer
+
+    kit = str(Path(inspect.getfile(Trainer)).parent)
+    reads, inside = [], [False]
+
+    def spy(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if inside[0] and (caller.startswith(kit) or caller == str(toy.path)):
+                reads.append((name, caller, sys._getframe(1).f_lineno))
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+
+    for name in ("__float__", "__int__", "__bool__", "__index__", "item", "tolist"):
+        spy(name)
+    step = Trainer._train_step
+
+    def traced(self, *args):
+        inside[0] = True
+        try:
+            return step(self, *args)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(Trainer, "_train_step", traced)
+    m = _run(toy, tmp_path, "--epochs", "1")
+    assert m["steps"] == 6 and reads == []
+
+
+def test_fit_leaves_the_callers_random_streams_alone(toy, tmp_path):
+    import random
+
+    import numpy as np
+
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    _run(toy, tmp_path, "--epochs", "1", "--probe-iters", "5")
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+
+
+def _ddp_worker(rank, world, port, toy_path, out):
+    """One torchrun-like rank: a stop flag raised on rank 1 only stops both ranks at the same sync
+    point; the run then resumes on both ranks to the end."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    spec = importlib.util.spec_from_file_location("toy_trainer", toy_path)
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+
+    def stop_on_rank_1(trainer):
+        if trainer.step == 3 and trainer.dist.rank == 1:
+            trainer._stop = signal.SIGTERM
+
+    argv = ["--out", out, "--epochs", "2", "--no-progress", "--log-every", "2", "--device", "cpu"]
+    codes = []
+    try:
+        toy.ToyTrainer.run(toy.ToyTrainer.parse(argv), train=toy.toy_data(), test=toy.toy_data(48, 1),
+                           callbacks=[stop_on_rank_1])
+    except SystemExit as exc:
+        codes.append(exc.code)
+    stopped = load_checkpoint(os.path.join(out, CHECKPOINT_NAME))
+    m = toy.ToyTrainer.run(toy.ToyTrainer.parse(argv + ["--resume"]), train=toy.toy_data(), test=toy.toy_data(48, 1))
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
+        json.dump({"codes": codes, "stopped_step": stopped["step"], "steps": m.get("steps"),
+                   "world": m.get("world_size")}, fh)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs torch.distributed with gloo")
+def test_two_ranks_stop_together_at_a_sync_point_and_resume(toy, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(toy.path), str(tmp_path)), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # 3 steps per epoch and rank; the flag set after step 3 is all-reduced at the next sync (step 4)
+    assert [r["codes"] for r in ranks] == [[128 + signal.SIGTERM]] * 2
+    assert ranks[0]["stopped_step"] == ranks[1]["stopped_step"] == 4
+    assert ranks[0]["steps"] == 6 and ranks[0]["world"] == 2 and ranks[1]["steps"] is None  # rank 0 reports
 
 
 def test_existing_run_needs_resume(toy, tmp_path):
@@ -241,6 +277,15 @@ def test_linear_probe_agrees_with_sklearn():
         ((x[:400] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[:400].numpy())
     theirs = clf.score(((x[400:] - x[:400].mean(0)) / x[:400].std(0)).numpy(), y[400:].numpy())
     assert abs(ours - theirs) <= 0.02 and ours > 0.5
+
+
+def test_probe_progress_follows_no_progress(toy, tmp_path, capsys):
+    _run(toy, tmp_path / "quiet", "--epochs", "0", "--probe-iters", "5")
+    assert "probe:" not in capsys.readouterr().err
+    args = toy.ToyTrainer.parse(["--out", str(tmp_path / "shown"), "--epochs", "0", "--probe-iters", "5"])
+    toy.ToyTrainer.run(args, train=toy.toy_data(), test=toy.toy_data(48, 1))
+    err = capsys.readouterr().err
+    assert "probe: features" in err and "probe: L-BFGS evaluations" in err
 
 
 def test_knn_matches_naive_loop():

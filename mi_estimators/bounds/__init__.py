@@ -4,6 +4,6 @@ Each bound maps a score matrix ``scores[i, j] = T(x_i, y_j)`` (positives on the 
 MI estimate in nats; see :mod:`mi_estimators.bounds.base` for the convention.
 """
 
-from mi_estimators.bounds.base import Bound, BoundInfo, ScoreShape, check_scores, value_and_loss
+from mi_estimators.bounds.base import Bound, BoundInfo, ScoreShape, check_scores, finite_checks, value_and_loss
 
-__all__ = ["Bound", "BoundInfo", "ScoreShape", "check_scores", "value_and_loss"]
+__all__ = ["Bound", "BoundInfo", "ScoreShape", "check_scores", "finite_checks", "value_and_loss"]

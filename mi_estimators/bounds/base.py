@@ -14,16 +14,18 @@ with ``j != i``. Each bound's docstring says how it averages over L.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Bound", "BoundInfo", "ScoreShape", "check_scores", "diagonal", "off_diagonal_mean",
+__all__ = ["Bound", "BoundInfo", "ScoreShape", "check_scores", "diagonal", "finite_checks", "off_diagonal_mean",
            "log_mean_exp_off_diagonal", "stabilise", "safe_exp", "nwj_value", "jsd_value",
            "value_and_loss", "value_with_gradient_of", "EXP_LINEAR_ABOVE"]
 
@@ -61,9 +63,31 @@ class BoundInfo:
     #: the score layouts :meth:`Bound.check` accepts
     score_shapes: tuple[ScoreShape, ...] = (ScoreShape.PAIRS,)
     stateful: bool = False
-    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE)
+    #: the value can never exceed this function of the batch size (e.g. log N for InfoNCE), in words
     ceiling: str | None = None
     options: dict[str, str] = field(default_factory=dict)
+    #: the same ceiling in a checkable form: ``max_value(bound, shape)`` is the most ``bound`` (with
+    #: its options) can return for scores of ``shape``, in nats, or None where it has no ceiling;
+    #: :func:`mi_estimators.testing.check_bound` checks it
+    max_value: Callable[[Any, tuple[int, ...]], float | None] | None = None
+
+
+_FINITE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("finite_checks", default=True)
+
+
+@contextlib.contextmanager
+def finite_checks(enabled: bool) -> Iterator[None]:
+    """Turn the NaN/Inf test of :func:`check_scores` on or off inside the block.
+
+    The test reads the scores back on the host, which stalls a GPU at every call. A training loop
+    that checks its loss for NaN/Inf itself, at its own sync points (the trainer kit does), runs its
+    steps with ``finite_checks(False)``; shapes and dtypes are still checked (they cost no sync).
+    """
+    token = _FINITE_CHECKS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _FINITE_CHECKS.reset(token)
 
 
 def check_scores(scores: Tensor, shapes: tuple[ScoreShape, ...] = PAIRS_AND_LOCATIONS, *,
@@ -71,7 +95,8 @@ def check_scores(scores: Tensor, shapes: tuple[ScoreShape, ...] = PAIRS_AND_LOCA
     """Validate a score tensor against the accepted ``shapes``; return it unchanged.
 
     Raises ``ValueError`` (never returns NaN) for: non-tensors, integer/bool dtypes, layouts not in
-    ``shapes``, fewer than ``min_n`` samples, empty location/component axes, NaN or Inf entries.
+    ``shapes``, fewer than ``min_n`` samples, empty location/component axes, NaN or Inf entries
+    (unless turned off by :func:`finite_checks`).
     """
     if not isinstance(scores, Tensor):
         raise ValueError(
@@ -97,7 +122,7 @@ def check_scores(scores: Tensor, shapes: tuple[ScoreShape, ...] = PAIRS_AND_LOCA
     if scores.dim() >= 3 and scores.numel() == 0:
         raise ValueError(f"scores of shape {names} need L >= 1 locations (and K >= 1 components); "
                          f"got shape {tuple(scores.shape)}")
-    if not torch.isfinite(scores).all():
+    if _FINITE_CHECKS.get() and not torch.isfinite(scores).all():
         n_nan = int(torch.isnan(scores).sum())
         n_inf = int(torch.isinf(scores).sum())
         raise ValueError(

@@ -17,7 +17,14 @@ from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo
 from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.nce import nce_candidates, nce_terms
 
-__all__ = ["InfoNCE", "ContrastiveBound"]
+__all__ = ["InfoNCE", "ContrastiveBound", "nce_ceiling"]
+
+
+def nce_ceiling(bound: object, shape: tuple[int, ...]) -> float:
+    """``log K``, ``K = 1 + (N - 1)·L`` candidates per positive (``L = 1`` for ``(N, N)`` scores):
+    the most an NCE estimate on scores of ``shape`` can be (each term is a log-probability plus
+    ``log K``). The :attr:`~mi_estimators.bounds.base.BoundInfo.max_value` of the NCE bounds."""
+    return math.log(nce_candidates(shape[0], shape[2] if len(shape) > 2 else 1))
 
 
 class ContrastiveBound(Bound):
@@ -68,6 +75,7 @@ class InfoNCE(ContrastiveBound):
         reference="van den Oord et al. 2018, arXiv:1807.03748; Bachman et al. 2019, arXiv:1906.00910",
         score_shapes=PAIRS_AND_LOCATIONS,
         ceiling="log N for (N, N); log(1 + (N - 1) L) for (N, N, L)",
+        max_value=nce_ceiling,
         options={"penalty": "AMDIM score penalty lambda: loss += lambda * mean(s^2) (default 0)",
                  "clip": "soft clip c * tanh(s / c) before the log-softmax (default None)"},
     )

@@ -20,7 +20,7 @@ from mi_estimators.bounds.base import (
 )
 from mi_estimators.options import finite_float, unit_interval_float
 
-__all__ = ["Interpolated", "leave_one_out_log_mean_exp"]
+__all__ = ["Interpolated", "interpolated_ceiling", "leave_one_out_log_mean_exp"]
 
 
 def leave_one_out_log_mean_exp(scores: Tensor) -> Tensor:
@@ -42,6 +42,13 @@ def leave_one_out_log_mean_exp(scores: Tensor) -> Tensor:
     return torch.where(is_top, without_top, removed) - math.log(n - 1)
 
 
+def interpolated_ceiling(alpha: float, n: int) -> float | None:
+    """The most ``I_α`` can be on ``(N, N)`` scores (see :class:`Interpolated`); None at ``α = 0``."""
+    if alpha == 1.0:
+        return math.log(n - 1)
+    return 1.0 + math.log((n - 1) / alpha) if alpha > 0 else None
+
+
 class Interpolated(Bound):
     r"""Interpolated lower bound ``I_α`` (Poole et al. 2019, eq. 11; arXiv:1905.06922).
 
@@ -59,7 +66,10 @@ class Interpolated(Bound):
     * ``α = 1``: the value is InfoNCE with ``K = N - 1`` candidates (the positive and ``N - 2``
       negatives), averaged over which negative is left out, so it never exceeds ``log(N - 1)``.
 
-    In between it trades NWJ's variance for InfoNCE's ``log K`` ceiling. Implementation as the
+    In between it trades NWJ's variance for InfoNCE's ``log K`` ceiling: for ``α > 0`` the joint term
+    is at most ``log((N - 1) / α)`` (``m`` for ``j != i`` contains ``e^{T_ii} / (N - 1)``) and the
+    marginal term is ``>= 0``, so ``I_α <= 1 + log((N - 1) / α)`` (``log(N - 1)`` at ``α = 1``; no
+    ceiling at ``α = 0``, as for NWJ). Implementation as the
     authors' code, in our row convention (``scores[i, j] = T(x_i, y_j)``, the multi-sample
     average runs along a row): ``m`` for the pair ``(i, j)`` is the leave-one-out mean over
     ``k != j`` of ``e^{T(x_i, y_k)}``, the joint term averages ``T_ii - log(α m_ij + (1-α) q)``
@@ -79,7 +89,8 @@ class Interpolated(Bound):
         kind="lower",
         reference="Poole et al. 2019, arXiv:1905.06922",
         score_shapes=(ScoreShape.PAIRS,),
-        ceiling="log(N - 1) at alpha = 1",
+        ceiling="log(N - 1) at alpha = 1; 1 + log((N - 1) / alpha) for alpha > 0",
+        max_value=lambda bound, shape: interpolated_ceiling(bound.alpha, shape[0]),
         options={"alpha": "weight of the multi-sample (InfoNCE) baseline, in [0, 1] (default 0.5)",
                  "log_baseline": "constant log q of the single-sample baseline (default 1.0: alpha=0 is NWJ)"},
     )

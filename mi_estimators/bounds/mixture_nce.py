@@ -13,7 +13,7 @@ from torch import Tensor
 
 from mi_estimators.bounds.base import BoundInfo, ScoreShape
 from mi_estimators.options import non_negative_float, positive_float
-from mi_estimators.bounds.infonce import ContrastiveBound
+from mi_estimators.bounds.infonce import ContrastiveBound, nce_ceiling
 from mi_estimators.nce import nce_candidates, nce_terms
 
 __all__ = ["MixtureNCE"]
@@ -69,6 +69,7 @@ class MixtureNCE(ContrastiveBound):
         reference="Bachman, Hjelm & Buchwalter 2019, arXiv:1906.00910",
         score_shapes=tuple(ScoreShape),
         ceiling="log(1 + (N - 1) L)",
+        max_value=nce_ceiling,
         options={"tau": "temperature of q = softmax_k(tau * s_nce) (default 1.0)",
                  "alpha": "entropy weight of the objective (default 1 / tau)",
                  "penalty": "AMDIM score penalty lambda: loss += lambda * mean(s^2) (default 0)",

@@ -194,7 +194,7 @@ def load_idx_split(directory: str | os.PathLike, split: str = "train", *, name: 
 def _missing_message(name: str, directory: Path, wanted: str) -> str:
     msg = f"{name}: no {wanted} in {directory}."
     if name == "fashion-mnist":
-        msg += (" Install it with `sudo apt-get install dataset-fashion-mnist` (files go to "
+        msg += (" Install it (as root) with `apt-get install dataset-fashion-mnist` (files go to "
                 "/usr/share/datasets/fashion-mnist/), or pass --data-dir DIR pointing at a "
                 "directory that holds the four IDX files.")
     else:

@@ -29,12 +29,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "gather_with_grad", "rank_offset", "is_main",
-           "world_size", "rank", "all_reduce_mean", "broadcast_object"]
+__all__ = ["DistInfo", "init_distributed", "gather_with_grad", "rank_offset", "world_size", "rank"]
 
 
 @dataclass(frozen=True)
 class DistInfo:
+    """This process's place in the run: the one source of the rank a trainer and its objective use.
+
+    An objective gets it from the trainer when it is built (``Trainer.dist``) and uses
+    :meth:`gather` for negatives from every rank and :meth:`rank_offset` for its positives.
+    """
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -46,6 +51,14 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def gather(self, x: Tensor) -> Tensor:
+        """:func:`gather_with_grad` over the ranks; the identity on one process."""
+        return gather_with_grad(x) if self.enabled else x
+
+    def rank_offset(self, local_batch: int) -> int:
+        """Index of this rank's first sample in the gathered batch: ``rank * local_batch``."""
+        return self.rank * local_batch
 
 
 def init_distributed(device: torch.device) -> DistInfo:
@@ -68,21 +81,12 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
-def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def is_main() -> bool:
-    return rank() == 0
 
 
 def gather_with_grad(x: Tensor) -> Tensor:
@@ -126,20 +130,3 @@ def rank_offset(local_batch: int) -> int:
     """Index of this rank's first sample in the gathered batch: ``rank * local_batch``."""
     return rank() * local_batch
 
-
-def all_reduce_mean(x: Tensor) -> Tensor:
-    """Mean of ``x`` over ranks (no gradient); a copy of ``x`` on one process."""
-    x = x.detach().clone()
-    if world_size() > 1:
-        dist.all_reduce(x)
-        x /= world_size()
-    return x
-
-
-def broadcast_object(obj):
-    """Rank 0's ``obj`` on every rank."""
-    if world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

@@ -15,22 +15,26 @@ True
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 __all__ = ["extract_features", "linear_probe", "knn_accuracy", "OnlineProbe"]
 
 
 @torch.no_grad()
 def extract_features(fn: Callable[[Tensor], Tensor], images: Tensor, *, batch_size: int = 512,
-                     device: torch.device | str = "cpu",
-                     preprocess: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-    """``fn`` applied to ``images`` in batches on ``device``, flattened to ``(N, D)`` float32 on the CPU."""
+                     device: torch.device | str = "cpu", preprocess: Callable[[Tensor], Tensor] | None = None,
+                     progress: bool = False) -> Tensor:
+    """``fn`` applied to ``images`` in batches on ``device``, flattened to ``(N, D)`` float32 on the CPU
+    (a progress bar on stderr with ``progress``)."""
     out = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in tqdm(starts, desc="probe: features", leave=False, file=sys.stderr, disable=not progress):
         x = images[start:start + batch_size].to(device, non_blocking=True)
         if preprocess is not None:
             x = preprocess(x)
@@ -39,12 +43,14 @@ def extract_features(fn: Callable[[Tensor], Tensor], images: Tensor, *, batch_si
 
 
 def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, *,
-                 weight_decay: float = 1e-4, max_iter: int = 200, device: torch.device | str = "cpu") -> float:
+                 weight_decay: float = 1e-4, max_iter: int = 200, device: torch.device | str = "cpu",
+                 progress: bool = False) -> float:
     """Test accuracy of softmax regression fitted on ``(train_x, train_y)``.
 
     Features are standardised with the train split's mean and standard deviation; the objective
     is mean cross-entropy + ``weight_decay/2 * ||W||^2``, minimised by L-BFGS (strong Wolfe line
-    search) for at most ``max_iter`` iterations.
+    search) for at most ``max_iter`` iterations (at most ``1.25 max_iter`` evaluations of the
+    objective, which ``progress`` counts on stderr).
     """
     if train_x.dim() != 2 or test_x.dim() != 2 or train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"features must be (N, D) with the same D, got {tuple(train_x.shape)} and "
@@ -54,19 +60,23 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
     k = int(max(train_y.max(), test_y.max())) + 1
-    lin = nn.Linear(train_x.shape[1], k).to(device)
+    lin = nn.utils.skip_init(nn.Linear, train_x.shape[1], k, device=device)  # no draw from the global RNG
     nn.init.zeros_(lin.weight)
     nn.init.zeros_(lin.bias)
     opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
 
+    bar = tqdm(total=max_iter * 5 // 4, desc="probe: L-BFGS evaluations", leave=False, file=sys.stderr,
+               disable=not progress)
+
     def closure():
+        bar.update(1)
         opt.zero_grad()
         loss = F.cross_entropy(lin(train_x), train_y) + 0.5 * weight_decay * lin.weight.square().sum()
         loss.backward()
         return loss
 
-    with torch.enable_grad():
+    with torch.enable_grad(), bar:
         opt.step(closure)
     with torch.no_grad():
         return float((lin(test_x).argmax(1) == test_y).float().mean())

@@ -54,7 +54,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from mi_estimators.options import integer, optional, positive_int
-from mi_estimators.training.encoders import feature_shapes  # re-exported: one implementation, the kit's
+from mi_estimators.training.encoders import feature_shapes  # re-exported: the kit's one copy
 
 __all__ = ["AMDIMEncoder", "ResBlock", "ResUnit", "feature_shapes"]
 

@@ -21,20 +21,83 @@ finest map plays f7, the next f5; with a single map both terms use it).
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+import functools
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mi_estimators.training import (Augment, Trainer, gather_with_grad, local_maps, parse_options,
-                                    two_views)
-from mi_estimators.training import distributed as ddp
+from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
+from mi_estimators.training import DistInfo, TrainConfig, Trainer, local_maps, option, override, two_views
 from mi_estimators_amdim.objective import DEFAULT_BOUND, PAIRS, MultiscaleNCE
 
-__all__ = ["AMDIMTrainer", "AMDIMObjective", "resolve_scales"]
+__all__ = ["AMDIMConfig", "AMDIMTrainer", "AMDIMObjective", "resolve_scales"]
+
+_optional_int = functools.partial(optional, positive_int)
 
 #: options of the ``amdim`` encoder that the trainer exposes as its own flags
 ENCODER_FLAGS = ("ndf", "n_rkhs", "n_depth")
+
+
+def _pairs(name: str, value: Any) -> str:
+    pairs = [p.strip() for p in str(value).split(",") if p.strip()]
+    if not pairs or any(p not in PAIRS for p in pairs):
+        raise ValueError(f"{name} must be a comma-separated subset of {','.join(PAIRS)}, got {value!r}")
+    return ",".join(pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class AMDIMConfig(TrainConfig):
+    """The options of ``mi-estimators train amdim``: the shared ones with AMDIM's defaults (the
+    paper's augmentation, lr 2e-4, batch 128) and the encoder's size and the NCE's settings."""
+
+    name = "amdim"
+
+    bound: str = override("bound", DEFAULT_BOUND)
+    encoder: str | None = override("encoder", "amdim")
+    lr: float = override("lr", 2e-4)
+    batch_size: int = override("batch_size", 128)
+    translate: int = override("translate", 2)
+    flip: bool = override("flip", True)
+    colour: float = override("colour", 0.4)
+    grayscale: float = override("grayscale", 0.25)
+    out: str = override("out", "runs/amdim")
+
+    ndf: int | None = option(None, "amdim encoder: base width (ndf -> 2ndf -> 4ndf -> 8ndf; default 64)",
+                             check=_optional_int)
+    n_rkhs: int | None = option(None, "dimension of f1 (amdim encoder) and of the critics' dot products "
+                                "(default: the encoder's f1 width)", check=_optional_int)
+    n_depth: int | None = option(None, "amdim encoder: residual units per block (default 3)",
+                                 check=_optional_int)
+    pairs: str = option("1-7,1-5,5-5", f"NCE terms, comma-separated among {','.join(PAIRS)}", check=_pairs)
+    penalty: float = option(4e-2, "score penalty lambda * mean(s^2) (paper 4e-2)", check=non_negative_float)
+    clip: float = option(20.0, "soft clip c * tanh(s / c) before the log-softmax (paper 20; 0: off)",
+                         check=non_negative_float)
+    mixture: int = option(1, "K antecedent features per image (mixture NCE, eqs. 18-19; 1: off)",
+                          check=positive_int)
+    tau: float = option(1.0, "mixture: temperature of q", check=positive_float)
+    alpha: float | None = option(None, "mixture: entropy weight (default 1 / tau)",
+                                 check=functools.partial(optional, non_negative_float))
+    locations_55: int | None = option(None, "5->5: random antecedent locations per image and step "
+                                      "(default: all; the paper's code uses 1)", check=_optional_int)
+    chunk_size: int | None = option(None, "antecedent rows per chunk of the fused NCE (memory bound)",
+                                    check=_optional_int)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        flags = [k for k in ENCODER_FLAGS if getattr(self, k) is not None and k != "n_rkhs"]
+        if self.encoder != "amdim" and flags:  # for another encoder n_rkhs is only the critics' size
+            raise ValueError(f"--{' --'.join(k.replace('_', '-') for k in flags)} configure the amdim "
+                             f"encoder; pass options of {self.encoder!r} with --encoder-option KEY=VALUE")
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        """``--encoder-option`` plus ``--ndf/--n-rkhs/--n-depth`` for the amdim encoder (an explicit
+        ``--encoder-option`` wins)."""
+        given = super().encoder_kwargs()
+        if self.encoder != "amdim":
+            return given
+        return {**{k: getattr(self, k) for k in ENCODER_FLAGS if getattr(self, k) is not None}, **given}
 
 
 def resolve_scales(shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
@@ -52,9 +115,9 @@ class AMDIMObjective(nn.Module):
     """``forward((x1, x2)) -> {"loss", "logs", "features"}``: encoder + multiscale NCE."""
 
     def __init__(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]], *, n_rkhs: int,
-                 channels_last: bool = False, **nce_options) -> None:
+                 channels_last: bool = False, dist: DistInfo = DistInfo(), **nce_options) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.dist = encoder, dist
         self.scales = resolve_scales(shapes)
         channels = {name: shapes[key][0] for name, key in self.scales.items()}
         self.nce = MultiscaleNCE(channels, n_rkhs, **nce_options)
@@ -76,9 +139,8 @@ class AMDIMObjective(nn.Module):
         b = x1.shape[0]
         f1 = {k: v[:b] for k, v in feats.items()}
         f2 = {k: v[b:] for k, v in feats.items()}
-        distributed = ddp.world_size() > 1
-        loss, parts = self.nce(f1, f2, gather=gather_with_grad if distributed else None,
-                               rank=ddp.rank())
+        loss, parts = self.nce(f1, f2, gather=self.dist.gather if self.dist.enabled else None,
+                               rank=self.dist.rank)
         logs = {f"nce_{k}": v for k, v in parts.items() if k != "loss"}
         return {"loss": loss, "logs": logs, "features": {k: v[:b] for k, v in out.items()}}
 
@@ -86,68 +148,17 @@ class AMDIMObjective(nn.Module):
 class AMDIMTrainer(Trainer):
     """Augmented Multiscale DIM (Bachman et al. 2019): 1→7, 1→5, 5→5 NCE across two augmented views."""
 
-    defaults = {"bound": DEFAULT_BOUND, "encoder": "amdim", "lr": 2e-4, "batch_size": 128,
-                "epochs": 10, "translate": 2, "flip": True, "colour": 0.4, "grayscale": 0.25,
-                "warmup_steps": 100}
-
-    @classmethod
-    def add_own_arguments(cls, group) -> None:
-        group.add_argument("--ndf", type=int, default=None,
-                           help="amdim encoder: base width (ndf -> 2ndf -> 4ndf -> 8ndf; default 64)")
-        group.add_argument("--n-rkhs", type=int, default=None,
-                           help="dimension of f1 (amdim encoder) and of the critics' dot products "
-                                "(default: the encoder's f1 width)")
-        group.add_argument("--n-depth", type=int, default=None,
-                           help="amdim encoder: residual units per block (default 3)")
-        group.add_argument("--pairs", default="1-7,1-5,5-5",
-                           help=f"NCE terms, comma-separated among {','.join(PAIRS)}")
-        group.add_argument("--penalty", type=float, default=4e-2,
-                           help="score penalty lambda * mean(s^2) (paper 4e-2)")
-        group.add_argument("--clip", type=float, default=20.0,
-                           help="soft clip c * tanh(s / c) before the log-softmax (paper 20; 0: off)")
-        group.add_argument("--mixture", type=int, default=1,
-                           help="K antecedent features per image (mixture NCE, eqs. 18-19; 1: off)")
-        group.add_argument("--tau", type=float, default=1.0, help="mixture: temperature of q")
-        group.add_argument("--alpha", type=float, default=None,
-                           help="mixture: entropy weight (default 1 / tau)")
-        group.add_argument("--locations-55", type=int, default=None,
-                           help="5->5: random antecedent locations per image and step "
-                                "(default: all; the paper's code uses 1)")
-        group.add_argument("--chunk-size", type=int, default=None,
-                           help="antecedent rows per chunk of the fused NCE (memory bound)")
-
-    @classmethod
-    def run(cls, args: argparse.Namespace, **kwargs) -> dict:
-        cls._encoder_options(args)
-        return super().run(args, **kwargs)
-
-    @staticmethod
-    def _encoder_options(args: argparse.Namespace) -> None:
-        """Send --ndf/--n-rkhs/--n-depth to the amdim encoder (unless --encoder-option sets them)."""
-        given = parse_options(args.encoder_option)
-        flags = {k: getattr(args, k) for k in ENCODER_FLAGS if getattr(args, k) is not None}
-        if args.encoder != "amdim":
-            flags.pop("n_rkhs", None)  # for another encoder it is only the critic's dimension
-            if flags:
-                raise ValueError(f"--{' --'.join(k.replace('_', '-') for k in flags)} configure the amdim "
-                                 f"encoder; pass options of {args.encoder!r} with --encoder-option KEY=VALUE")
-            return
-        args.encoder_option = list(args.encoder_option) + [
-            f"{k}={v}" for k, v in flags.items() if k not in given]
+    config_class = AMDIMConfig
 
     def make_inputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        a = self.args
-        augment = Augment(translate=a.translate, crop_scale=tuple(a.crop_scale) if a.crop_scale else None,
-                          flip=False, colour=a.colour, grayscale=a.grayscale)
-        v1, v2 = two_views(x, augment, shared_flip=a.flip)
+        # one flip of the image shared by both views, then each view without a flip of its own
+        v1, v2 = two_views(x, self.augmentation(flip=False), shared_flip=self.config.flip)
         return self.normalise(v1), self.normalise(v2)
 
     def build_objective(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]]) -> nn.Module:
-        a = self.args
-        pairs = [p.strip() for p in a.pairs.split(",") if p.strip()]
-        n_rkhs = a.n_rkhs or shapes["global"][0]
+        cfg = self.config
         return AMDIMObjective(
-            encoder, shapes, n_rkhs=n_rkhs, channels_last=True,
-            pairs=pairs, penalty=a.penalty, clip=a.clip or None, bound=a.bound,
-            bound_options=parse_options(a.bound_option), mixture=a.mixture, tau=a.tau,
-            alpha=a.alpha, locations_55=a.locations_55, chunk_size=a.chunk_size)
+            encoder, shapes, n_rkhs=cfg.n_rkhs or shapes["global"][0], channels_last=True, dist=self.dist,
+            pairs=cfg.pairs.split(","), penalty=cfg.penalty, clip=cfg.clip or None, bound=cfg.bound,
+            bound_options=cfg.bound_kwargs(), mixture=cfg.mixture, tau=cfg.tau, alpha=cfg.alpha,
+            locations_55=cfg.locations_55, chunk_size=cfg.chunk_size)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import mi_estimators as mie
-from mi_estimators.training import ImageData, load_dataset
-from mi_estimators_amdim.trainer import AMDIMObjective, AMDIMTrainer, resolve_scales
+from mi_estimators.training import Augment, ImageData, load_checkpoint, load_dataset, two_views
+from mi_estimators_amdim.trainer import AMDIMConfig, AMDIMObjective, AMDIMTrainer, resolve_scales
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 TINY = ["--ndf", "4", "--n-rkhs", "32", "--n-depth", "1", "--no-progress", "--warmup-steps", "0"]
@@ -62,8 +62,8 @@ def test_resume_continues_exactly(tmp_path):
                                train=data, test=test)
     assert resumed["steps"] == straight["steps"] == 4
     assert resumed["history"][1]["loss"] == pytest.approx(straight["history"][1]["loss"], rel=1e-5)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
@@ -95,9 +95,65 @@ def test_third_party_encoder_with_one_local_map(tmp_path):
 
 
 def test_amdim_flags_are_refused_for_another_encoder(tmp_path):
-    args = AMDIMTrainer.parse(["--encoder", "dim", "--ndf", "8", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="--encoder-option"):
-        AMDIMTrainer.run(args, train=_random_images(32), test=_random_images(16))
+    with pytest.raises(ValueError, match="--encoder-option"):  # up front, when the config is made
+        AMDIMTrainer.parse(["--encoder", "dim", "--ndf", "8", "--out", str(tmp_path)])
+
+
+#: every flag of `mi-estimators train amdim` before the options became a config (names and defaults kept)
+FLAGS_BEFORE = {
+    "dataset": "fashion-mnist", "data_dir": None, "limit": None, "test_limit": None, "image_size": None,
+    "num_workers": 0, "translate": 2, "crop_scale": None, "flip": True, "colour": 0.4, "grayscale": 0.25,
+    "encoder": "amdim", "encoder_option": [], "bound": "infonce", "bound_option": [], "epochs": 10,
+    "batch_size": 128, "lr": 0.0002, "weight_decay": 0.0, "warmup_steps": 100, "schedule": "cosine",
+    "grad_clip": 10.0, "seed": 0, "out": "runs/amdim", "resume": False, "eval_only": False, "device": "auto",
+    "precision": "auto", "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200,
+    "online_probe": True, "knn": 0, "ndf": None, "n_rkhs": None, "n_depth": None, "pairs": "1-7,1-5,5-5",
+    "penalty": 0.04, "clip": 20.0, "mixture": 1, "tau": 1.0, "alpha": None, "locations_55": None,
+    "chunk_size": None}
+
+
+def test_command_line_keeps_its_flags_and_defaults():
+    parser = AMDIMConfig.parser("mi-estimators train amdim")
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
+    assert {k: v for k, v in defaults.items() if k != "log_every"} == FLAGS_BEFORE
+    flags = {s for a in parser._actions for s in a.option_strings}
+    assert {"--" + k.replace("_", "-") for k in FLAGS_BEFORE} | {"--no-flip", "--no-online-probe", "--log-every"} \
+        == flags - {"-h", "--help"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mixture": True}, r"mixture \(--mixture\) must be an integer >= 1"),
+    ({"mixture": 0}, "mixture .* >= 1"),
+    ({"tau": 0.0}, "tau .*positive"),
+    ({"penalty": -1.0}, "penalty .*>= 0"),
+    ({"clip": -1.0}, "clip .*>= 0"),
+    ({"pairs": "1-7,2-2"}, "pairs .*subset of 1-7,1-5,5-5"),
+    ({"locations_55": 0}, "locations_55 .*>= 1"),
+    ({"ndf": 2.5}, "ndf .*integer"),
+])
+def test_options_are_checked_up_front(options, message):
+    with pytest.raises(ValueError, match=message):
+        AMDIMConfig(**options)
+
+
+def test_encoder_options_are_derived_not_written_back():
+    config = AMDIMConfig(ndf=4, n_depth=1, encoder_option=("ndf=8",))
+    assert config.encoder_kwargs() == {"ndf": 8, "n_depth": 1}  # an explicit --encoder-option wins
+    assert config.encoder_option == ("ndf=8",)  # the config is never changed
+    assert AMDIMConfig(encoder="dim", n_rkhs=16).encoder_kwargs() == {}  # n_rkhs: only the critics' size
+
+
+def test_views_come_from_the_kits_augmentation():
+    """One shared flip, then two views of the kit's Augment without its own flip: the same draws as
+    building the augmentation by hand."""
+    trainer = AMDIMTrainer(AMDIMConfig(translate=2, colour=0.4, grayscale=0.25, flip=True))
+    trainer.mean, trainer.std = torch.zeros(3), torch.ones(3)
+    x = torch.rand(8, 3, 28, 28)
+    torch.manual_seed(3)
+    v1, v2 = trainer.make_inputs(x)
+    torch.manual_seed(3)
+    w1, w2 = two_views(x, Augment(translate=2, colour=0.4, grayscale=0.25), shared_flip=True)
+    assert torch.equal(v1, w1) and torch.equal(v2, w2) and not torch.equal(v1, v2)
 
 
 def test_resolve_scales():

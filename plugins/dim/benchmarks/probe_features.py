@@ -5,18 +5,20 @@
 
 Extracts the features once and fits one softmax-regression probe per feature set (train split ->
 test split), exactly as ``mi-estimators train dim`` does at the end; prints a JSON line per set.
+The checkpoint is read with the kit's safe loader (``torch.load(weights_only=True)``): a file
+from elsewhere cannot run code.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
 
-from mi_estimators.training import (ImageData, as_float, build_encoder, extract_features, linear_probe,
-                                    load_checkpoint, load_dataset)
+from mi_estimators.training import ImageData, as_float, build_encoder, linear_probe, load_checkpoint, load_dataset
 
 
 def main() -> None:
@@ -68,4 +70,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as exc:  # e.g. a checkpoint the safe loader refuses: one line, no traceback
+        sys.exit(f"probe_features: error: {exc}")

@@ -28,17 +28,63 @@ the global batch (exactly the loss and gradients of one process with the global 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from mi_estimators.training import EmbedHead, Trainer, gather_with_grad, local_maps
+from mi_estimators import registry
+from mi_estimators.options import non_negative_float, positive_int
+from mi_estimators.training import EmbedHead, TrainConfig, Trainer, local_maps, option, override
 
 #: hidden units of the critics' embedding heads (the paper's appendix A.2)
 HIDDEN = 512
 
-__all__ = ["DIMTrainer", "DIMObjective", "PriorDiscriminator"]
+__all__ = ["DIMConfig", "DIMTrainer", "DIMObjective", "PriorDiscriminator"]
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def check_weights(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
+    """The weights of global MI, local MI and prior matching: each >= 0, and an MI term on."""
+    alpha, beta, gamma = (non_negative_float(n, v) for n, v in (("alpha", alpha), ("beta", beta),
+                                                                 ("gamma", gamma)))
+    if alpha + beta == 0:
+        raise ValueError("alpha + beta > 0 is needed (an MI term): set --beta 1 (local, DIM(L)) or "
+                         "--alpha 1 (global, DIM(G))")
+    return alpha, beta, gamma
+
+
+@dataclasses.dataclass(frozen=True)
+class DIMConfig(TrainConfig):
+    """The options of ``mi-estimators train dim``: the shared ones with DIM's defaults (JSD, the
+    ``dim`` encoder, lr 1e-4) and the weights, prior and critic size of the objective."""
+
+    name = "dim"
+
+    bound: str = override("bound", "jsd")
+    encoder: str | None = override("encoder", "dim")
+    lr: float = override("lr", 1e-4)
+    warmup_steps: int = override("warmup_steps", 0)
+    out: str = override("out", "runs/dim")
+
+    alpha: float = option(0.0, "weight of global MI (DIM(G): 1)", check=non_negative_float)
+    beta: float = option(1.0, "weight of local MI (DIM(L): 1)", check=non_negative_float)
+    gamma: float = option(0.1, "weight of prior matching (0: off)", check=non_negative_float)
+    prior: str = option("uniform", "prior V of prior matching: uniform on [0, 1] (paper) or standard normal",
+                        choices=("uniform", "normal"))
+    local_feature: str | None = option(None, "the encoder's local map for the MI terms (default: its "
+                                       "default_local)")
+    embed_dim: int = option(512, "critic embedding size", check=positive_int)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_weights(self.alpha, self.beta, self.gamma)
 
 
 class PriorDiscriminator(nn.Module):
@@ -56,6 +102,14 @@ class PriorDiscriminator(nn.Module):
 class DIMObjective(nn.Module):
     """``forward(x) -> {"loss", "logs", "features"}``, the total DIM loss of one batch.
 
+    ``gather`` (the trainer's ``DistInfo.gather`` under torchrun) concatenates both sides of the
+    critics over the ranks, so every rank scores the global batch; the identity by default.
+
+    The logged MI (``local_mi_dv``, ``global_mi_dv``) is the Donsker-Varadhan read-out of the
+    critic's scores, ``mean(T_pos) - log mean exp(T_neg)``, whatever the training bound: a
+    log-mean-exp stays finite where JSD's NWJ(T + 1) read-out, ``E[T_pos] + 1 - mean exp(T_neg)``,
+    explodes on a few large negative-pair scores (it read -2,779 nats in a Fashion-MNIST run).
+
     ``scores`` helpers are public so that tests can compare them with naive references:
     :meth:`local_scores` is ``(N, N, L)`` with ``[i, j, l] = phi_Y(Y_i) . phi_M(M_j)[:, l]`` and
     :meth:`global_scores` is ``(N, N)`` with ``[i, j] = psi_Y(Y_i) . psi_M(M_j)``.
@@ -63,17 +117,18 @@ class DIMObjective(nn.Module):
 
     def __init__(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]], bound: nn.Module, *,
                  local_key: str, alpha: float = 0.0, beta: float = 1.0, gamma: float = 0.1,
-                 embed_dim: int = 512, prior: str = "uniform") -> None:
+                 embed_dim: int = 512, prior: str = "uniform",
+                 gather: Callable[[Tensor], Tensor] | None = None) -> None:
         super().__init__()
-        if min(alpha, beta, gamma) < 0 or alpha + beta == 0:
-            raise ValueError(f"need alpha, beta, gamma >= 0 and alpha + beta > 0 (an MI term), got "
-                             f"alpha={alpha}, beta={beta}, gamma={gamma}")
+        alpha, beta, gamma = check_weights(alpha, beta, gamma)
         if prior not in ("uniform", "normal"):
             raise ValueError(f"prior must be 'uniform' (on [0, 1]) or 'normal', got {prior!r}")
         if local_key not in shapes or len(shapes[local_key]) != 3:
             raise ValueError(f"--local-feature {local_key!r} is not a local map of this encoder; its maps are "
                              f"{local_maps(shapes)}")
         self.encoder, self.bound, self.local_key = encoder, bound, local_key
+        self.gather = gather or _identity  # the trainer's DistInfo.gather under torchrun
+        self.read_out = registry.get("dv")  # what the logs report (see the class docstring)
         self.alpha, self.beta, self.gamma, self.prior = alpha, beta, gamma, prior
         dim = shapes["global"][0]
         c, h, w = shapes[local_key]
@@ -87,13 +142,13 @@ class DIMObjective(nn.Module):
             self.discriminator = PriorDiscriminator(dim)
 
     def local_scores(self, y: Tensor, m: Tensor) -> Tensor:
-        u = gather_with_grad(self.local_y(y))  # (N, E)
-        v = gather_with_grad(self.local_m(m).flatten(2))  # (N, E, L)
+        u = self.gather(self.local_y(y))  # (N, E)
+        v = self.gather(self.local_m(m).flatten(2))  # (N, E, L)
         return torch.einsum("ie,jel->ijl", u, v)  # (N, N, L)
 
     def global_scores(self, y: Tensor, m: Tensor) -> Tensor:
-        u = gather_with_grad(self.global_y(y))  # (N, E)
-        v = gather_with_grad(self.global_m(m))  # (N, E)
+        u = self.gather(self.global_y(y))  # (N, E)
+        v = self.gather(self.global_m(m))  # (N, E)
         return u @ v.T  # (N, N)
 
     def _squash(self, y: Tensor) -> Tensor:
@@ -117,12 +172,12 @@ class DIMObjective(nn.Module):
             s = self.local_scores(y, m).float()
             loss = loss + self.beta * self.bound.loss(s)
             with torch.no_grad():
-                logs["local_mi"] = self.bound(s)
+                logs["local_mi_dv"] = self.read_out(s)
         if self.alpha > 0:
             s = self.global_scores(y, m).float()
             loss = loss + self.alpha * self.bound.loss(s)
             with torch.no_grad():
-                logs["global_mi"] = self.bound(s)
+                logs["global_mi_dv"] = self.read_out(s)
         if self.gamma > 0:
             d_loss, g_loss = self.prior_terms(y)
             loss = loss + d_loss + self.gamma * g_loss
@@ -133,23 +188,11 @@ class DIMObjective(nn.Module):
 class DIMTrainer(Trainer):
     """Deep InfoMax (Hjelm et al. 2019): global and local MI with any registered bound, prior matching."""
 
-    defaults = {"bound": "jsd", "encoder": "dim", "lr": 1e-4, "batch_size": 64, "epochs": 10,
-                "warmup_steps": 0}
-
-    @classmethod
-    def add_own_arguments(cls, group) -> None:
-        group.add_argument("--alpha", type=float, default=0.0, help="weight of global MI (DIM(G): 1)")
-        group.add_argument("--beta", type=float, default=1.0, help="weight of local MI (DIM(L): 1)")
-        group.add_argument("--gamma", type=float, default=0.1, help="weight of prior matching (0: off)")
-        group.add_argument("--prior", default="uniform", choices=("uniform", "normal"),
-                           help="prior V of prior matching: uniform on [0, 1] (paper) or standard normal")
-        group.add_argument("--local-feature", default=None,
-                           help="the encoder's local map for the MI terms (default: its default_local)")
-        group.add_argument("--embed-dim", type=int, default=512, help="critic embedding size")
+    config_class = DIMConfig
 
     def build_objective(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]]) -> nn.Module:
-        a = self.args
+        cfg = self.config
         maps = local_maps(shapes)
-        key = a.local_feature or getattr(encoder, "default_local", None) or (maps[0] if maps else None)
-        return DIMObjective(encoder, shapes, self.bound(), local_key=key, alpha=a.alpha, beta=a.beta,
-                            gamma=a.gamma, embed_dim=a.embed_dim, prior=a.prior)
+        key = cfg.local_feature or getattr(encoder, "default_local", None) or (maps[0] if maps else None)
+        return DIMObjective(encoder, shapes, self.bound(), local_key=key, alpha=cfg.alpha, beta=cfg.beta,
+                            gamma=cfg.gamma, embed_dim=cfg.embed_dim, prior=cfg.prior, gather=self.dist.gather)

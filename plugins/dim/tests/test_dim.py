@@ -4,6 +4,8 @@ gradient routing, tiny training runs, DDP equivalence, third-party encoders."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import socket
 from pathlib import Path
 
@@ -15,20 +17,20 @@ from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.cli import main as cli_main
-from mi_estimators.training import ImageData, feature_shapes, load_dataset
+from mi_estimators.training import feature_shapes, gather_with_grad, load_dataset
 from mi_estimators_dim.encoders import DIMConvEncoder
-from mi_estimators_dim.trainer import DIMObjective, DIMTrainer
+from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMTrainer
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION} "
-                                   "(sudo apt-get install dataset-fashion-mnist)")
+                                   "(apt-get install dataset-fashion-mnist, as root)")
 
 
-def _objective(alpha=1.0, beta=1.0, gamma=0.1, bound="jsd", batch_norm=True, embed_dim=16):
+def _objective(alpha=1.0, beta=1.0, gamma=0.1, bound="jsd", batch_norm=True, embed_dim=16, gather=None):
     enc = DIMConvEncoder(1, 28, batch_norm=batch_norm)
     shapes = feature_shapes(enc, 1, 28)
     return DIMObjective(enc, shapes, mie.get(bound), local_key="local", alpha=alpha, beta=beta, gamma=gamma,
-                        embed_dim=embed_dim)
+                        embed_dim=embed_dim, gather=gather)
 
 
 @pytest.mark.parametrize("size, local, conv", [(28, 7, 3), (32, 8, 4)])
@@ -67,8 +69,25 @@ def test_every_bound_takes_local_and_global_scores(bound):
     obj = _objective(bound=bound, gamma=0.0)
     out = obj(torch.rand(4, 1, 28, 28))
     out["loss"].backward()
-    assert torch.isfinite(out["loss"]) and {"local_mi", "global_mi"} <= set(out["logs"])
+    assert torch.isfinite(out["loss"]) and {"local_mi_dv", "global_mi_dv"} <= set(out["logs"])
     assert obj.encoder.conv1[0].weight.grad.abs().sum() > 0
+
+
+def test_logged_mi_is_the_dv_read_out_and_stays_finite():
+    """A few large negative-pair scores: JSD's NWJ(T + 1) read-out explodes, the logged DV one does not."""
+    torch.manual_seed(0)
+    obj = _objective(alpha=0.0, gamma=0.0)
+    x = torch.rand(4, 1, 28, 28)
+    out = obj(x)
+    feats = obj.encoder(x)
+    scores = obj.local_scores(feats["global"], feats["local"]).float()
+    torch.testing.assert_close(out["logs"]["local_mi_dv"], mie.get("dv")(scores))
+    s = torch.full((8, 8, 4), -2.0)
+    s.diagonal(dim1=0, dim2=1).fill_(6.0)
+    s[0, 1, :2] = 12.0  # two negative-pair scores of a JSD-trained critic gone large
+    assert float(mie.get("jsd")(s)) < -100  # NWJ(T + 1): 7 - mean exp(T_neg)
+    dv = float(mie.get("dv")(s))  # 6 - log mean exp(T_neg): finite, and at most log(#negatives) below 6
+    assert 6 - 12 <= dv <= 6 and math.isfinite(dv)
 
 
 def test_prior_matching_routes_gradients():
@@ -116,7 +135,61 @@ def test_cli_on_a_fashion_mnist_slice(tmp_path, capsys):
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert printed["linear_probe_test_acc"] == written["linear_probe_test_acc"] > 0.3  # 10 classes: chance 0.1
     assert written["config"]["bound"] == "jsd" and written["config"]["alpha"] == 0.5
-    assert {"local_mi", "global_mi", "prior_d_loss"} <= set(written["history"][0])
+    assert {"local_mi_dv", "global_mi_dv", "prior_d_loss"} <= set(written["history"][0])
+
+
+#: every flag of `mi-estimators train dim` before the options became a config (names and defaults kept)
+FLAGS_BEFORE = {
+    "dataset": "fashion-mnist", "data_dir": None, "limit": None, "test_limit": None, "image_size": None,
+    "num_workers": 0, "translate": 0, "crop_scale": None, "flip": False, "colour": 0.0, "grayscale": 0.0,
+    "encoder": "dim", "encoder_option": [], "bound": "jsd", "bound_option": [], "epochs": 10, "batch_size": 64,
+    "lr": 0.0001, "weight_decay": 0.0, "warmup_steps": 0, "schedule": "cosine", "grad_clip": 10.0, "seed": 0,
+    "out": "runs/dim", "resume": False, "eval_only": False, "device": "auto", "precision": "auto",
+    "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200, "online_probe": True,
+    "knn": 0, "alpha": 0.0, "beta": 1.0, "gamma": 0.1, "prior": "uniform", "local_feature": None,
+    "embed_dim": 512}
+
+
+def test_command_line_keeps_its_flags_and_defaults():
+    parser = DIMConfig.parser("mi-estimators train dim")
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
+    assert {k: v for k, v in defaults.items() if k != "log_every"} == FLAGS_BEFORE
+    flags = {s for a in parser._actions for s in a.option_strings}
+    assert {"--" + k.replace("_", "-") for k in FLAGS_BEFORE} | {"--no-flip", "--no-online-probe", "--log-every"} \
+        == flags - {"-h", "--help"}
+    assert DIMConfig().to_dict() == {**FLAGS_BEFORE, "log_every": 50}
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "dim", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--gamma GAMMA weight of prior matching (0: off) (default: 0.1)" in text
+    assert "(default: jsd)" in text and "(default: 0.0001)" in text and "dim options:" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "-1"], r"epochs \(--epochs\) must be an integer >= 0, got -1"),
+    (["--batch-size", "1"], r"batch_size \(--batch-size\) must be an integer >= 2"),
+    (["--alpha", "0", "--beta", "0"], "alpha \\+ beta > 0"),
+    (["--gamma", "-1"], r"gamma \(--gamma\) must be a finite number >= 0"),
+    (["--embed-dim", "0"], "embed_dim .* >= 1"),
+])
+def test_bad_options_end_in_one_line_before_any_work(argv, message, tmp_path, capsys):
+    assert cli_main(["train", "dim", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.search(message, err), err
+    assert not (tmp_path / "o").exists()  # nothing was written
+
+
+def test_runs_from_python_without_the_command_line(tmp_path):
+    """The README's example, at a small size."""
+    config = DIMConfig(dataset="digits", image_size=28, limit=64, test_limit=50, epochs=1, batch_size=32,
+                       embed_dim=16, no_progress=True, out=str(tmp_path / "run"))
+    metrics = DIMTrainer(config).fit()
+    assert metrics["steps"] == 2 and metrics["config"]["dataset"] == "digits"
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"] == config.to_dict()
 
 
 def test_third_party_encoder_works_with_dim(tmp_path):
@@ -162,7 +235,7 @@ def _worker(rank, world, port, path):
     dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = nn.parallel.DistributedDataParallel(_objective(gamma=0.0, batch_norm=False))
+    model = nn.parallel.DistributedDataParallel(_objective(gamma=0.0, batch_norm=False, gather=gather_with_grad))
     loss = _step(model, _batch()[rank * B:(rank + 1) * B])
     dist.all_reduce(loss)
     if rank == 0:

@@ -1,0 +1,312 @@
+"""The trainers' configuration: one frozen dataclass per trainer, and the parser generated from it.
+
+Every option is a field of :class:`TrainConfig` (the options all trainers share) or of a trainer's
+subclass (``DIMConfig``, ``AMDIMConfig``); its help text, argparse group, choices and range check
+sit in the field's metadata (:func:`option`). The command line is generated from the fields
+(:meth:`TrainConfig.parser`), so ``mi-estimators train NAME --help`` is the one manual of the
+options, with their defaults. Argparse only builds the config; the config checks every value up
+front (``__post_init__``, with the validators of :mod:`mi_estimators.options`) and is all a
+trainer reads.
+
+>>> cfg = TrainConfig.from_argv(["--encoder", "dim", "--epochs", "2", "--crop-scale", "0.5", "1"])
+>>> cfg.epochs, cfg.crop_scale, cfg.lr
+(2, (0.5, 1.0), 0.001)
+>>> TrainConfig.from_dict({"encoder": "dim", "epoch": 2})
+Traceback (most recent call last):
+...
+ValueError: unknown TrainConfig option 'epoch'; did you mean 'epochs'?
+>>> TrainConfig(encoder="dim", batch_size=1)
+Traceback (most recent call last):
+...
+ValueError: batch_size (--batch-size) must be an integer >= 2 (batch norm and contrastive negatives need two), got 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+import functools
+import os
+import types
+import typing
+from typing import Any, Callable, ClassVar, Iterable, Mapping
+
+from mi_estimators.options import (integer, non_negative_float, optional, positive_float, positive_int,
+                                   unit_interval_float)
+from mi_estimators.training.augment import Augment
+from mi_estimators.training.data import DATASETS
+
+__all__ = ["TrainConfig", "option", "override", "parse_options"]
+
+
+def parse_options(pairs: Iterable[str] | None) -> dict[str, Any]:
+    """``["clip=20", "name=foo"]`` -> ``{"clip": 20, "name": "foo"}`` (values read as Python literals).
+
+    Only literals are read (``ast.literal_eval``): a value is never run as code.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"options are KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ fields
+
+Check = Callable[[str, Any], Any]
+
+
+def option(default: Any, help: str, *, group: str | None = None, check: Check | None = None,
+           choices: tuple | None = None, metavar: str | tuple | None = None, switch: bool = False) -> Any:
+    """A config field with what the parser and the checks need in its metadata.
+
+    ``check(name, value)`` validates (raising ``ValueError``) and returns the normalised value;
+    ``choices`` restricts a string; ``switch=True`` makes a bool a plain ``--flag`` (no
+    ``--no-flag``); ``group`` is the ``--help`` section (default: the trainer's own options).
+    """
+    meta = {"help": help, "group": group, "check": check, "choices": choices, "metavar": metavar,
+            "switch": switch}
+    return dataclasses.field(default=default, metadata=types.MappingProxyType(meta))
+
+
+def override(name: str, default: Any, *, base: type | None = None) -> Any:
+    """The field ``name`` of ``base`` (default :class:`TrainConfig`) with another default; same
+    help, group and checks. A subclass re-declares the field with it:
+    ``lr: float = override("lr", 1e-4)``."""
+    fields = {f.name: f for f in dataclasses.fields(base or TrainConfig)}
+    if name not in fields:
+        raise ValueError(f"override: {(base or TrainConfig).__name__} has no option {name!r}")
+    return dataclasses.field(default=default, metadata=fields[name].metadata)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _at_least(minimum: int, hint: str = "") -> Check:
+    return functools.partial(integer, minimum=minimum, hint=hint)
+
+
+def _maybe(check: Callable[..., Any]) -> Check:
+    return functools.partial(optional, check)
+
+
+def _path(name: str, value: Any) -> str | None:
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return None if value is None else os.fspath(value)
+    raise ValueError(f"{name} must be a path, got {value!r}")
+
+
+def _crop_scale(name: str, value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or len(value) != 2:
+        raise ValueError(f"{name} must be two area fractions LO HI, got {value!r}")
+    return tuple(unit_interval_float(name, v, open_left=True) for v in value)
+
+
+def _key_values(name: str, value: Any) -> tuple[str, ...]:
+    pairs = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+    parse_options(pairs)  # KEY=VALUE each
+    return pairs
+
+
+# ------------------------------------------------------------------------------ the shared options
+
+DATA, AUG, MODEL = "data", "augmentation (on the device, per batch)", "model and objective"
+OPTIM, RUN, EVAL = "optimisation", "run", "evaluation"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The options every trainer shares. Subclasses add their own fields and defaults.
+
+    Build one in Python (``DIMConfig(dataset="digits", epochs=1)``), from a dict
+    (:meth:`from_dict`, unknown keys raise naming the closest one) or from a command line
+    (:meth:`from_argv`). Values are checked when the config is made.
+    """
+
+    #: the trainer's name: the title of its own options in ``--help``
+    name: ClassVar[str] = "trainer"
+
+    dataset: str = option("fashion-mnist", "fashion-mnist (Debian: apt-get install dataset-fashion-mnist), "
+                          "mnist/idx (IDX files in --data-dir), digits (scikit-learn's 8x8), folder "
+                          "(--data-dir ROOT/<class>/*.png)", group=DATA, choices=DATASETS)
+    data_dir: str | None = option(None, "where the dataset lives (default: the Debian path)", group=DATA,
+                                  check=_path)
+    limit: int | None = option(None, "use only the first N training images", group=DATA,
+                               check=_maybe(positive_int))
+    test_limit: int | None = option(None, "use only the first N test images", group=DATA,
+                                    check=_maybe(positive_int))
+    image_size: int | None = option(None, "resize images to this side (e.g. 32 for digits)", group=DATA,
+                                    check=_maybe(positive_int))
+    num_workers: int = option(0, "DataLoader worker processes", group=DATA, check=_at_least(0))
+
+    translate: int = option(0, "random shift in pixels, reflection padding", group=AUG, check=_at_least(0))
+    crop_scale: tuple[float, float] | None = option(None, "random resized crop of this area fraction",
+                                                    group=AUG, check=_crop_scale, metavar=("LO", "HI"))
+    flip: bool = option(False, "random horizontal flip", group=AUG)
+    colour: float = option(0.0, "colour jitter strength in [0, 1) (3-channel images)", group=AUG,
+                           check=functools.partial(unit_interval_float, open_right=True))
+    grayscale: float = option(0.0, "random grayscale probability (3-channel images)", group=AUG,
+                              check=unit_interval_float)
+
+    encoder: str | None = option(None, "registered encoder (mi-estimators list encoders)", group=MODEL)
+    encoder_option: tuple[str, ...] = option((), "keyword option for the encoder factory (repeatable)",
+                                             group=MODEL, check=_key_values, metavar="KEY=VALUE")
+    bound: str = option("infonce", "registered MI bound (mi-estimators list bounds)", group=MODEL)
+    bound_option: tuple[str, ...] = option((), "keyword option for the bound (repeatable), e.g. clip=20",
+                                           group=MODEL, check=_key_values, metavar="KEY=VALUE")
+
+    epochs: int = option(10, "0 probes the encoder at initialisation", group=OPTIM, check=_at_least(0))
+    batch_size: int = option(64, "per process (global = N x this)", group=OPTIM,
+                             check=_at_least(2, " (batch norm and contrastive negatives need two)"))
+    lr: float = option(1e-3, "peak Adam learning rate", group=OPTIM, check=positive_float)
+    weight_decay: float = option(0.0, "Adam weight decay", group=OPTIM, check=non_negative_float)
+    warmup_steps: int = option(100, "linear learning-rate warm-up", group=OPTIM, check=_at_least(0))
+    schedule: str = option("cosine", "after warm-up", group=OPTIM, choices=("cosine", "constant"))
+    grad_clip: float = option(10.0, "clip the gradient norm to this (0: off)", group=OPTIM,
+                              check=non_negative_float)
+    seed: int = option(0, "seed of the weights, the data order and the augmentation", group=OPTIM,
+                       check=_at_least(0))
+
+    out: str = option("runs/run", "directory for checkpoint.pt and metrics.json", group=RUN, check=_path)
+    resume: bool = option(False, "continue the run in --out where it stopped", group=RUN, switch=True)
+    eval_only: bool = option(False, "probe the checkpoint in --out, no training", group=RUN, switch=True)
+    device: str = option("auto", "auto (CUDA if present), cpu, cuda, cuda:1 ...", group=RUN)
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 on the CPU", group=RUN,
+                            choices=("auto", "fp32", "bf16"))
+    no_progress: bool = option(False, "no tqdm progress bars", group=RUN, switch=True)
+    log_every: int = option(50, "steps between the host's reads of the loss (progress, NaN check, "
+                            "stop on a signal under torchrun)", group=RUN, check=positive_int)
+
+    probe_features: str | None = option(None, "comma-separated encoder outputs the probes read (default: "
+                                        "the encoder's default_probe, else 'global')", group=EVAL)
+    probe_limit: int | None = option(None, "train images for the final linear probe", group=EVAL,
+                                     check=_maybe(positive_int))
+    probe_iters: int = option(200, "L-BFGS iterations of the linear probe", group=EVAL, check=positive_int)
+    online_probe: bool = option(True, "linear classifier on detached features, trained alongside",
+                                group=EVAL)
+    knn: int = option(0, "also report k-NN accuracy with this k (0: off)", group=EVAL, check=_at_least(0))
+
+    # ------------------------------------------------------------------ checks
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _check_field(f, hints[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        self.augmentation()  # the augmentation options together (e.g. crop LO <= HI)
+
+    def augmentation(self, *, flip: bool | None = None) -> Augment:
+        """The kit's one :class:`Augment` of these options; ``flip=False`` takes the flip out (for
+        two-view trainers that flip the image once before making the views)."""
+        return Augment(translate=self.translate, crop_scale=self.crop_scale,
+                       flip=self.flip if flip is None else flip, colour=self.colour, grayscale=self.grayscale)
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        """The encoder factory's keyword options (``--encoder-option``)."""
+        return parse_options(self.encoder_option)
+
+    def bound_kwargs(self) -> dict[str, Any]:
+        """The bound's keyword options (``--bound-option``)."""
+        return parse_options(self.bound_option)
+
+    # ------------------------------------------------------------------ conversions
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """A config from a mapping of field names; an unknown key raises ``ValueError`` naming the
+        closest valid one."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; the options are {', '.join(known)}"
+                raise ValueError(f"unknown {cls.__name__} option {key!r}{hint}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict of builtins (tuples as lists): for JSON and checkpoints."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+        """The command line of this config, generated from its fields (``--help`` shows defaults)."""
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        hints, groups = _hints(cls), {}
+        for f in dataclasses.fields(cls):
+            title = f.metadata.get("group") or f"{cls.name} options"
+            if title not in groups:
+                groups[title] = parser.add_argument_group(title)
+            _add_argument(groups[title], f, hints[f.name])
+        return parser
+
+    @classmethod
+    def from_argv(cls, argv: list[str], prog: str | None = None) -> "TrainConfig":
+        """Parse a command line (``SystemExit`` on argparse errors, as argparse does)."""
+        return cls.from_dict(vars(cls.parser(prog).parse_args(argv)))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base(hint: Any) -> tuple[Any, bool]:
+    """``int | None`` -> ``(int, True)``; ``int`` -> ``(int, False)``."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return hint, False
+
+
+def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    """The field's own check, else its choices or its type (bool, str)."""
+    name, (base, nullable) = f"{f.name} ({_flag(f.name)})", _base(hint)
+    check, choices = f.metadata.get("check"), f.metadata.get("choices")
+    if check is not None:
+        return check(name, value)
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint_ = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}{hint_}")
+    if base is bool and not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    if base is str and not (isinstance(value, str) or (nullable and value is None)):
+        raise ValueError(f"{name} must be a string{' or None' if nullable else ''}, got {value!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _add_argument(group, f: dataclasses.Field, hint: Any) -> None:
+    meta, base, _ = f.metadata, *_base(hint)
+    kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": meta["help"].replace("%", "%%")}
+    if base is bool:
+        kwargs["action"] = "store_true" if meta["switch"] else argparse.BooleanOptionalAction
+    elif typing.get_origin(base) is tuple and typing.get_args(base)[-1] is Ellipsis:  # repeatable
+        kwargs.update(action="append", type=typing.get_args(base)[0], default=list(f.default))
+    elif typing.get_origin(base) is tuple:  # a fixed number of values
+        kwargs.update(nargs=len(typing.get_args(base)), type=typing.get_args(base)[0])
+    else:
+        kwargs["type"] = base
+    if meta["choices"] is not None:
+        kwargs["choices"] = meta["choices"]
+    if meta["metavar"] is not None:
+        kwargs["metavar"] = meta["metavar"]
+    action = group.add_argument(_flag(f.name), **kwargs)
+    shows_default = not (f.default is None or f.default == () or (base is bool and meta["switch"]))
+    if shows_default and "%(default)" not in action.help:  # (Python 3.10 adds it to --[no-]flags itself)
+        action.help += " (default: %(default)s)"

@@ -1,0 +1,84 @@
+"""The layering of DESIGN.md §4, read off the source: numerics → fit → adapters.
+
+* numerics (registry, options, bounds, nce, critics, tasks, arrays, ksg, device) import neither the
+  fit layer nor the adapters;
+* the fit layer (fit, estimation, training, the validation suites) imports no adapter (cli, io,
+  the report writer) and the core never imports ``mi_estimators.validation`` outside that package
+  and the command line;
+* no function in ``mi_estimators/`` or ``plugins/`` is longer than 60 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "mi_estimators"
+
+NUMERICS = ["registry", "options", "bounds", "nce", "critics", "tasks", "arrays", "ksg", "device"]
+FIT = ["fit", "estimation", "training", "validation"]
+ADAPTERS = ["cli", "io", "validation.report"]
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``mi_estimators...`` module a file imports, at any depth (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return {m for m in found if m.startswith("mi_estimators")}
+
+
+def _in(module: str, layer: list[str]) -> bool:
+    return any(module == f"mi_estimators.{p}" or module.startswith(f"mi_estimators.{p}.") for p in layer)
+
+
+def _files(layer: list[str]) -> list[Path]:
+    return [p for p in sorted(CORE.rglob("*.py")) if _in(_module(p), layer) and not _in(_module(p), ADAPTERS)]
+
+
+@pytest.mark.parametrize("path", _files(NUMERICS), ids=lambda p: _module(p))
+def test_numerics_import_no_fit_layer_and_no_adapter(path):
+    bad = {m for m in _imports(path) if _in(m, FIT) or _in(m, ADAPTERS)}
+    assert not bad, f"{_module(path)} (numerics) imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", _files(FIT), ids=lambda p: _module(p))
+def test_fit_layer_imports_no_adapter(path):
+    module = _module(path)
+    bad = {m for m in _imports(path) if _in(m, ADAPTERS)}
+    if not module.startswith("mi_estimators.validation"):
+        bad |= {m for m in _imports(path) if _in(m, ["validation"])}
+    if module == "mi_estimators.validation":  # the suites may hand their results to the report writer
+        bad -= {"mi_estimators.validation.report", "mi_estimators.validation.report.write_report"}
+    assert not bad, f"{module} (fit layer) imports {sorted(bad)}"
+
+
+def _functions():
+    for sub in ("mi_estimators", "plugins"):
+        for path in sorted((ROOT / sub).rglob("*.py")):
+            if "tests" in path.parts or ".venv" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield path.relative_to(ROOT), node
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path, node in _functions() if node.end_lineno - node.lineno + 1 > 60]
+    assert not long, "functions over 60 lines:\n" + "\n".join(long)
