@@ -28,7 +28,9 @@ Both entry points are custom ``torch.autograd.Function``\\ s that work in chunks
   (scores forward; ``dL/da`` and ``dL/db`` backward), no ``(na, nb·nc)`` gradient tensor.
 
 NaN or ``+inf`` scores raise ``ValueError`` (detected from the per-row results, without an extra
-pass over the scores); a ``-inf`` negative counts as absent.
+pass over the scores; skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the
+bounds' check); a ``-inf`` negative counts as absent. The kernels read no value on the host when
+the scores live on an accelerator, so they do not stall it.
 
 Reference: P. Bachman, R. D. Hjelm, W. Buchwalter, "Learning Representations by Maximizing Mutual
 Information Across Views", NeurIPS 2019, arXiv:1906.00910.
@@ -48,7 +50,7 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import stabilise
+from mi_estimators.bounds.base import _FINITE_CHECKS, stabilise
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 
 __all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms", "score_penalty"]
@@ -94,7 +96,7 @@ def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None,
         if pos_index.shape != (na,) or pos_index.is_floating_point():
             raise ValueError(f"pos_index must be an integer tensor of shape ({na},), got "
                              f"{tuple(pos_index.shape)} {pos_index.dtype}")
-        if na and _free_checks(pos_index) and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
+        if na and _FINITE_CHECKS.get() and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
             raise ValueError(f"pos_index entries must lie in [0, {nb}) (consequent indices)")
         return pos_index.long()
     if isinstance(pos_offset, bool) or not isinstance(pos_offset, int) or pos_offset < 0 or na + pos_offset > nb:
@@ -199,7 +201,7 @@ def _grad_block(block: Tensor, pos: Tensor, lse: Tensor, g_pos: Tensor, g_lse: T
         t = None
         grad = torch.sub(x, lse[:, None, None] - log_g, out=out)
     grad.clamp_(min=floor, max=-floor).exp_()            # |g_lse[i]| * softmax; > -floor only at positives
-    if not _free_checks(g_lse) or bool((g_lse <= 0).any()):   # the sign, without a device sync
+    if not _on_host(g_lse) or bool((g_lse <= 0).any()):   # the sign, without a device sync
         grad.mul_(torch.sign(g_lse)[:, None, None])
     grad[torch.arange(block.shape[0], device=grad.device), pos] = g_pos.to(grad.dtype)  # d s_pos, not d lse
     if t is not None:
@@ -226,9 +228,9 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, wan
     return s_pos, lse, sq
 
 
-def _free_checks(x: Tensor) -> bool:
-    """Whether reading a value of ``x`` on the host is free: on the CPU yes; on an accelerator it
-    would wait for the device (a sync per call), so the value checks below are skipped there."""
+def _on_host(x: Tensor) -> bool:
+    """Whether reading a value of ``x`` on the host is free (on the CPU); on an accelerator it would
+    wait for the device, so the kernels avoid it there."""
     return x.device.type == "cpu"
 
 
@@ -236,10 +238,10 @@ def _check_finite(log_probs: Tensor, sq: Tensor | None) -> None:
     """Raise ``ValueError`` when a log-probability (<= 0, so their sum is finite exactly when each
     is) or the square sum is not finite: a NaN or ``+inf`` score, or a ``-inf`` positive.
 
-    Only where the check is free (:func:`_free_checks`); on an accelerator non-finite scores give a
-    non-finite loss instead, which the trainer kit's divergence check reports.
+    Skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the bounds' check is
+    (the trainer kit's step runs so and checks its loss at its own sync points instead).
     """
-    if not _free_checks(log_probs):
+    if not _FINITE_CHECKS.get():
         return
     total = float(log_probs.detach().sum()) + (0.0 if sq is None else float(sq.detach()))
     if not math.isfinite(total):

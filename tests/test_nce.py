@@ -207,3 +207,17 @@ def test_nce_loss_features_on_device(device, dtype, chunk_size):
         torch.testing.assert_close(loss.double().cpu(), expected, **tol)
         torch.testing.assert_close(a.grad.double().cpu(), a_ref.grad, **tol)
         torch.testing.assert_close(b.grad.double().cpu(), b_ref.grad, **tol)
+
+
+def test_finite_checks_off_gives_a_nan_loss_instead_of_an_error():
+    """Inside ``finite_checks(False)`` (the trainer kit's step) the kernels read no value back: NaN
+    scores give a NaN loss, which the caller checks at its own sync points."""
+    from mi_estimators.bounds import finite_checks
+
+    a, b = torch.randn(40, 8), torch.randn(40, 49, 8)
+    b[3, 2, 1] = float("nan")
+    for chunk_size in (None, 7):                         # the plain path and the chunked kernel
+        with pytest.raises(ValueError, match="NaN"):
+            nce_loss_features(a, b, chunk_size=chunk_size)
+        with finite_checks(False):
+            assert torch.isnan(nce_loss_features(a, b, chunk_size=chunk_size))
