@@ -45,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: the AMDIM configuration of the throughput and Fashion-MNIST steps on a GPU (the dry run shrinks it)
 AMDIM_GPU = ["--ndf", "64", "--n-rkhs", "512", "--n-depth", "1", "--lr", "2e-3", "--warmup-steps", "200",
-             "--crop-scale", "0.3", "1.0", "--locations-55", "1"]
-AMDIM_TINY = ["--ndf", "4", "--n-rkhs", "16", "--n-depth", "1", "--locations-55", "1"]
+             "--brightness", "0.4", "--contrast", "0.4", "--erase", "0.5"]
+AMDIM_TINY = ["--ndf", "4", "--n-rkhs", "16", "--n-depth", "1", "--brightness", "0.4", "--contrast", "0.4",
+              "--erase", "0.5", "--noise", "0.05"]
 
 
 class Check:

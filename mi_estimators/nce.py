@@ -103,7 +103,7 @@ def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None,
         raise ValueError(
             f"pos_offset must be an integer with 0 <= pos_offset <= nb - na = {nb - na} (positives at "
             f"[i, i + pos_offset]; a DDP rank passes rank * na), got {pos_offset!r}")
-    return torch.arange(na, device=device) + pos_offset
+    return torch.arange(pos_offset, pos_offset + na, device=device)
 
 
 def _check_nce_scores(scores: Tensor) -> Tensor:
@@ -359,10 +359,8 @@ def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool)
     x = scores.to(_acc_dtype(scores.dtype))
     sq = x.pow(2).sum() if want_sq else None
     x = stabilise(x, clip)
-    rows = torch.arange(na, device=x.device)
-    s_pos = x[rows, pos]                                                     # (na, nc)
-    is_pos = torch.zeros(na, nb, dtype=torch.bool, device=x.device)
-    is_pos[rows, pos] = True
+    s_pos = x[torch.arange(na, device=x.device), pos]                       # (na, nc)
+    is_pos = pos[:, None] == torch.arange(nb, device=x.device)              # (na, nb)
     lse = torch.logsumexp(x.masked_fill(is_pos[:, :, None], -math.inf).reshape(na, -1), dim=1)
     return s_pos, lse, sq
 
