@@ -251,7 +251,9 @@ def fashion_mnist(check: Check) -> dict:
     from mi_estimators.training import DatasetNotFoundError, load_dataset
 
     try:
-        train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
+        data_dir = check.args.data_dir
+        train = load_dataset("fashion-mnist", "train", data_dir=data_dir)
+        test = load_dataset("fashion-mnist", "test", data_dir=data_dir)
         source = "fashion-mnist"
     except DatasetNotFoundError:
         if not check.dry:
@@ -305,6 +307,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget of the whole check")
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated among {','.join(STEPS)}")
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX files (default: the system's)")
     args = p.parse_args(argv)
     if args.dry_run:
         torch.set_num_threads(1)
