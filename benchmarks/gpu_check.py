@@ -252,16 +252,13 @@ def fashion_mnist(check: Check) -> dict:
 
     try:
         data_dir = check.args.data_dir
-        train = load_dataset("fashion-mnist", "train", data_dir=data_dir)
-        test = load_dataset("fashion-mnist", "test", data_dir=data_dir)
+        train = load_dataset("fashion-mnist", "train", data_dir=data_dir, limit=512 if check.dry else None)
+        test = load_dataset("fashion-mnist", "test", data_dir=data_dir, limit=256 if check.dry else None)
         source = "fashion-mnist"
     except DatasetNotFoundError:
         if not check.dry:
             raise
         train, test, source = _synthetic(512), _synthetic(256, seed=1), "synthetic (Fashion-MNIST not installed)"
-    if check.dry:
-        train.images, train.labels = train.images[:512], train.labels[:512]
-        test.images, test.labels = test.images[:256], test.labels[:256]
     batch = 64 if check.dry else 512
     rate = check.results["steps"].get("throughput", {}).get("images_per_s", {}).get(f"amdim batch {batch} bf16")
     epochs = 1 if check.dry else _epochs_for(check, rate, len(train.images))
