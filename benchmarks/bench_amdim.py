@@ -217,7 +217,8 @@ def main(argv=None) -> dict:
     print(f"AMDIM step, batch {a.batch_size} of {a.channels}x{a.image_size}x{a.image_size}, ndf={a.ndf}, "
           f"n_rkhs={a.n_rkhs}, n_depth={a.n_depth}, {a.threads} thread(s), torch {torch.__version__}, "
           f"median of {a.repeats} interleaved rounds")
-    print("| step | parameters | s / step | images / s | speed / reference (median of round ratios) |\n|---|---|---|---|---|")
+    print("| step | parameters | s / step | images / s | speed / reference (median of round ratios) |")
+    print("|---|---|---|---|---|")
     for k in times:
         print(f"| {k} | {params[k] / 1e6:.2f} M | {med[k]:.3f} | {a.batch_size / med[k]:.0f} | **{ratio[k]:.2f}x** |")
     result = {"config": vars(a), "median_s": med, "images_per_s": {k: a.batch_size / v for k, v in med.items()},

@@ -224,7 +224,8 @@ def measure(na: int, args) -> dict:
     if "error" in timed:
         return {"na": na, "error": timed["error"]}
     times = timed["times"]
-    out = {"na": na, "score_bytes": na * na * args.nc * 4, "median_s": {m: statistics.median(v) for m, v in times.items()},
+    out = {"na": na, "score_bytes": na * na * args.nc * 4,
+           "median_s": {m: statistics.median(v) for m, v in times.items()},
            "vs_plain": {m: _ratio(times, m, "plain") for m in methods},
            "vs_reference": {m: _ratio(times, m, "reference") for m in methods}, "times": times, "peak": {}}
     for m in methods:

@@ -129,7 +129,8 @@ def throughput(check: Check) -> dict:
             for batch in batches:
                 for precision in precisions:
                     key = f"{name} batch {batch} {precision}"
-                    rates[key] = round(_images_per_s(check, name, batch, precision, Path(tmp) / key.replace(" ", "_")), 1)
+                    out = Path(tmp) / key.replace(" ", "_")
+                    rates[key] = round(_images_per_s(check, name, batch, precision, out), 1)
     return {"images_per_s": rates}
 
 

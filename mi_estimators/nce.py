@@ -154,8 +154,8 @@ def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool
     Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of the
     raw squared scores (0-dim; 0 unless ``want_sq``). ``work`` and ``spare`` are reusable buffers of
     at least ``r`` rows in the accumulation dtype; ``spare`` None means the block itself may be
-    used as scratch (it is modified temporarily and restored). A NaN or +inf anywhere in a row makes its
-    ``lse`` or positives non-finite, which the caller checks.
+    used as scratch (it is modified temporarily and restored). A NaN or +inf anywhere in a row
+    makes its ``lse`` or positives non-finite, which the caller checks.
     """
     r = block.shape[0]
     rows = torch.arange(r, device=block.device)
@@ -276,8 +276,9 @@ class _NCEFromFeatures(torch.autograd.Function):
 
     The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass, which
     turns it, one chunk of rows at a time, into ``G = dL/ds`` in place (the scores are not needed
-    afterwards); then ``dL/da = G b`` and ``dL/db = G^T a`` (in consequent blocks). A second backward through the same graph (``retain_graph``)
-    recomputes the scores from the saved inputs first.
+    afterwards); then ``dL/da = G b`` and ``dL/db = G^T a`` (in consequent blocks). A second
+    backward through the same graph (``retain_graph``) recomputes the scores from the saved inputs
+    first.
     """
 
     @staticmethod

@@ -192,7 +192,8 @@ def test_nce_loss_features_on_device(device, dtype, chunk_size):
     """Loss and gradients on the device (float32, bfloat16) against float64 on the CPU, with
     positives by offset and by index (several antecedents per consequent image)."""
     g = torch.Generator().manual_seed(6)
-    a64, b64 = torch.randn(10, 8, generator=g, dtype=torch.float64), torch.randn(12, 5, 8, generator=g, dtype=torch.float64)
+    a64 = torch.randn(10, 8, generator=g, dtype=torch.float64)
+    b64 = torch.randn(12, 5, 8, generator=g, dtype=torch.float64)
     pos = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
     tol = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-4, "atol": 1e-5}
     for opts in ({"pos_offset": 2}, {"pos_index": pos}):

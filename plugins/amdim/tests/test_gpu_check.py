@@ -24,7 +24,8 @@ def test_dry_run_runs_every_step_and_writes_json_and_markdown(tmp_path):
     failed = {k: v.get("error") for k, v in steps.items() if v["status"] != "ok"}
     assert not failed, failed
     assert "passed" in steps["tests"]["summary"]
-    assert len(steps["throughput"]["images_per_s"]) == 4 and all(v > 0 for v in steps["throughput"]["images_per_s"].values())
+    rates = steps["throughput"]["images_per_s"]
+    assert len(rates) == 4 and all(v > 0 for v in rates.values())
     assert steps["staircase"]["stacked_ms"] > 0 and steps["staircase"]["bounds"] == 2
     for method in ("efficient", "plain"):   # the simulated capacity stops the doubling: bisection ran
         nb = steps["nce_max"][method]["consequent_images"]
