@@ -1,33 +1,38 @@
-"""Speed and peak memory of the memory-efficient NCE loss (features -> loss, forward + backward).
+"""Speed and peak memory of the NCE loss from features (forward + backward), against plain baselines
+measured in the same run.
 
-Compared, at ``na`` antecedents x ``nb = na`` consequents x ``nc`` locations x ``d`` dimensions:
+At ``na`` antecedents x ``nb = na`` consequents x ``nc`` locations x ``d`` dimensions, with AMDIM's
+stabilisers by default (penalty 4e-2, soft clip 20):
 
-* ``efficient``: :func:`mi_estimators.nce.nce_loss_features`, forward + backward;
-* ``naive``: the plain autograd implementation that builds every positive's full candidate
-  row, a ``(na, nc, 1 + (nb - 1) nc)`` logit tensor, then ``log_softmax`` (forward + backward);
-* ``matmul``: the score matrix product ``a @ b^T`` alone (forward only), the unit of time and
-  memory: the targets are ``efficient`` time <= 3.5x and peak memory <= 1.5x of it.
+* ``efficient``: :func:`mi_estimators.nce.nce_loss_features` as called by default (plain
+  autograd operations up to ``SMALL_FEATURE_SCORES`` score elements, the chunked kernel above);
+* ``kernel``: the same function forced through the chunked kernel at every size (its default
+  chunking), to show where the size switch pays;
+* ``plain``: the loss as one writes it in autograd: scores ``a @ b^T``, soft clip, the positives
+  picked out, ``logsumexp`` over the negatives (positives masked with ``-inf``), ``logaddexp``;
+* ``reference``: the algorithm of the authors' code (amdim-public, ``costs.NCE_MI_MULTI``),
+  re-implemented here: float masks of positives and negatives multiplied into the scores, a max
+  shift over the negatives, ``exp``, masked sums;
+* ``naive``: every positive's full candidate row, a ``(na, nc, 1 + (nb - 1) nc)`` logit tensor,
+  then ``log_softmax`` (small sizes only);
+* ``matmul``: the score product ``a @ b^T`` alone (forward only), the unit of time and memory.
 
-Every measurement runs in a fresh subprocess. Time: median of ``--repeats`` runs after one
-warm-up, alternating with runs of the bare product in the same process; the time ratio is the median
-of the per-round ratios (robust to the load of a shared machine). Memory: the peak of the bytes held by tensors created during one run (the inputs,
-allocated before, are not counted). On the CPU it is tracked exactly by a ``TorchDispatchMode``
+Time: in one subprocess per size the methods alternate round by round (``--repeats`` timed rounds
+after a warm-up), so that the load of a shared machine hits them alike; medians, and the median of
+the per-round ratios against ``plain``. Memory: one fresh subprocess per method; the peak of the
+bytes held by tensors created during one forward + backward (the inputs, allocated before, are
+not counted; their gradients are). On the CPU it is tracked exactly by a ``TorchDispatchMode``
 that adds the storage of every tensor an operator returns and subtracts it when the storage is
-freed (weakref finalizers); it sees every tensor PyTorch allocates through its operators, but not
-scratch memory inside a kernel (e.g. MKL's packing buffers). On CUDA it is
-``torch.cuda.max_memory_allocated`` minus the allocation before the run. Two figures are reported
-for the loss: the whole peak, and the working peak, which leaves out the gradients of the inputs
-(``a.grad``, ``b.grad``: returned by any method; ``b.grad`` alone is ``d / na`` times the score
-tensor). On CUDA the working peak is approximated as the peak less the gradients' size.
+freed (it does not see scratch memory inside a kernel, e.g. MKL's packing buffers). On CUDA it is
+``torch.cuda.max_memory_allocated`` minus the allocation before the run.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_nce.py --sizes 128 512 2048
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_nce.py --sizes 16 32 64 128 256 512
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -38,7 +43,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from mi_estimators.nce import nce_loss_features
+from mi_estimators.nce import _rows_per_chunk, nce_loss_features
+
+METHODS = ("efficient", "kernel", "plain", "reference", "naive")
+
 
 class TensorMemory(TorchDispatchMode):
     """Bytes of the tensor storages created while active: a timeline of allocations and frees."""
@@ -53,15 +61,12 @@ class TensorMemory(TorchDispatchMode):
             number, size = self.live.pop(key)
             self.events.append((number, -size))
 
-    def peak(self, exclude=()) -> int:
-        """Largest total held at any moment, leaving out the live tensors in ``exclude``."""
-        skip = {self.live[t.untyped_storage().data_ptr()][0] for t in exclude
-                if t.untyped_storage().data_ptr() in self.live}
+    def peak(self) -> int:
+        """Largest total held at any moment."""
         current = peak = 0
-        for number, delta in self.events:
-            if number not in skip:
-                current += delta
-                peak = max(peak, current)
+        for _, delta in self.events:
+            current += delta
+            peak = max(peak, current)
         return peak
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -79,127 +84,204 @@ class TensorMemory(TorchDispatchMode):
         return out
 
 
-def _naive_loss(a, b):
+def _scores(a, b):
     na, (nb, nc, d) = a.shape[0], b.shape
-    scores = (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
+    return (a @ b.reshape(nb * nc, d).T).view(na, nb, nc)
+
+
+def plain_loss(a, b, penalty, clip):
+    """The loss in plain autograd operations (logsumexp over the masked negatives)."""
+    raw = _scores(a, b)
+    s = raw if clip is None else clip * torch.tanh(raw / clip)
+    na, nb, nc = s.shape
     idx = torch.arange(na, device=a.device)
-    positives = scores[idx, idx]                                             # (na, nc)
-    keep = ~torch.eye(na, nb, dtype=torch.bool, device=a.device)             # (na, nb): j != i
-    negatives = scores[keep].view(na, (nb - 1) * nc)                         # (na, (nb-1) nc)
-    logits = torch.cat([positives[:, :, None], negatives[:, None, :].expand(na, nc, -1)], dim=2)
-    return -torch.log_softmax(logits, dim=2)[:, :, 0].mean()
+    pos = s[idx, idx]                                                         # (na, nc)
+    is_pos = torch.eye(na, nb, dtype=torch.bool, device=a.device)[:, :, None]
+    lse = s.masked_fill(is_pos, float("-inf")).reshape(na, -1).logsumexp(dim=1)
+    loss = -(pos - torch.logaddexp(pos, lse[:, None])).mean()
+    return loss + penalty * raw.pow(2).mean() if penalty else loss
 
 
-def _run(method, a, b):
+def reference_loss(a, b, penalty, clip):
+    """The authors' algorithm (float masks, max shift over the negatives, masked exp-sums)."""
+    raw = _scores(a, b)
+    na, nb, nc = raw.shape
+    reg = penalty * raw.pow(2).mean()
+    s = raw if clip is None else clip * torch.tanh(raw / clip)
+    mask_pos = torch.eye(na, nb, device=a.device)[:, :, None].expand(na, nb, nc)
+    mask_neg = 1.0 - mask_pos
+    pos = (mask_pos * s).sum(dim=1)                                            # (na, nc)
+    neg = (mask_neg * s - (clip or 0.0) * mask_pos).reshape(na, -1)
+    shift = neg.max(dim=1, keepdim=True)[0]
+    neg_sumexp = (mask_neg.reshape(na, -1) * torch.exp(neg - shift)).sum(dim=1, keepdim=True)
+    nce = pos - shift - torch.log(torch.exp(pos - shift) + neg_sumexp)
+    return -nce.mean() + reg
+
+
+def naive_loss(a, b, penalty, clip):
+    """Every positive's full candidate row as a logit tensor, then ``log_softmax``."""
+    raw = _scores(a, b)
+    s = raw if clip is None else clip * torch.tanh(raw / clip)
+    na, nb, nc = s.shape
+    idx = torch.arange(na, device=a.device)
+    keep = ~torch.eye(na, nb, dtype=torch.bool, device=a.device)
+    negatives = s[keep].view(na, (nb - 1) * nc)
+    logits = torch.cat([s[idx, idx][:, :, None], negatives[:, None, :].expand(na, nc, -1)], dim=2)
+    return -torch.log_softmax(logits, dim=2)[:, :, 0].mean() + penalty * raw.pow(2).mean()
+
+
+def _run(method, a, b, penalty, clip):
     if method == "matmul":
         with torch.no_grad():
             return a @ b.reshape(-1, b.shape[-1]).T
-    loss = nce_loss_features(a, b) if method == "efficient" else _naive_loss(a, b)
+    if method in ("efficient", "kernel"):
+        rows = _rows_per_chunk(a.shape[0], b.shape[0] * b.shape[1], None) if method == "kernel" else None
+        loss = nce_loss_features(a, b, penalty=penalty, clip=clip, chunk_size=rows)
+    else:
+        loss = {"plain": plain_loss, "reference": reference_loss, "naive": naive_loss}[method](a, b, penalty, clip)
     loss.backward()
     return loss
 
 
-def _child(spec: dict) -> dict:
-    torch.set_num_threads(spec["threads"])
-    device = torch.device(spec["device"])
+def _inputs(spec: dict, device, grad: bool):
     g = torch.Generator(device=device).manual_seed(0)
     na, nc, d = spec["na"], spec["nc"], spec["d"]
-    a = (torch.randn(na, d, generator=g, device=device) / d ** 0.25).requires_grad_(spec["method"] != "matmul")
-    b = (torch.randn(na, nc, d, generator=g, device=device) / d ** 0.25).requires_grad_(spec["method"] != "matmul")
-    _run(spec["method"], a[:2], b[:2])                                       # load kernels, tiny
+    a = (torch.randn(na, d, generator=g, device=device) / d ** 0.25).requires_grad_(grad)
+    b = (torch.randn(na, nc, d, generator=g, device=device) / d ** 0.25).requires_grad_(grad)
+    return a, b
+
+
+def _memory(spec: dict) -> dict:
+    device = torch.device(spec["device"])
+    a, b = _inputs(spec, device, spec["method"] != "matmul")
+    opts = (spec["penalty"], spec["clip"])
+    _run(spec["method"], a[:2], b[:2], *opts)                                  # load kernels, tiny
     a.grad = b.grad = None
-    cuda = device.type == "cuda"
-    out = {}
-    if spec["mode"] == "memory":
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            result = _run(spec["method"], a, b)
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated() - base
-            working = peak - sum(t.grad.numel() * t.grad.element_size() for t in (a, b) if t.grad is not None)
-        else:
-            with TensorMemory() as tracker:
-                result = _run(spec["method"], a, b)
-            peak, working = tracker.peak(), tracker.peak(exclude=[t.grad for t in (a, b) if t.grad is not None])
-        out.update(peak=peak, working=working, value=float(result.float().mean()))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        result = _run(spec["method"], a, b, *opts)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
     else:
-        # the method and the bare product alternate, so that both see the same load on a shared machine
-        times, products = [], []
-        for rep in range(spec["repeats"] + 1):
-            for method, into in ((spec["method"], times), ("matmul", products)):
+        with TensorMemory() as tracker:
+            result = _run(spec["method"], a, b, *opts)
+        peak = tracker.peak()
+    return {"peak": peak, "value": float(result.float().mean())}
+
+
+def _times(spec: dict) -> dict:
+    """The methods alternate round by round in this one process, their order rotating from round to
+    round; two warm-up rounds first, the second of which sets how many calls make one timed sample
+    (at least ~50 ms of the slowest method)."""
+    device = torch.device(spec["device"])
+    a, b = _inputs(spec, device, True)
+    methods = list(spec["methods"])
+    calls = 1
+    for rep in range(spec["repeats"] + 2):
+        if rep == 2:
+            calls = max(1, int(0.05 / max(v[0] for v in times.values())))
+        if rep <= 2:
+            times: dict[str, list[float]] = {m: [] for m in methods}
+        shift = rep % len(methods)
+        for method in methods[shift:] + methods[:shift]:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(calls):
                 a.grad = b.grad = None
-                if cuda:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                _run(method, a, b)
-                if cuda:
-                    torch.cuda.synchronize()
-                if rep:                                                       # first round: warm-up
-                    into.append(time.perf_counter() - t0)
-        out.update(time=statistics.median(times), matmul=statistics.median(products), times=times,
-                   products=products, ratio=statistics.median(t / m for t, m in zip(times, products)))
-    return out
+                _run(method, a, b, spec["penalty"], spec["clip"])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[method].append((time.perf_counter() - t0) / calls)
+    return {"times": times, "calls": calls}
+
+
+def _child(spec: dict) -> dict:
+    torch.set_num_threads(spec["threads"])
+    return _memory(spec) if spec["mode"] == "memory" else _times(spec)
 
 
 def _spawn(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["killed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _ratio(times: dict, method: str, base: str) -> float:
+    return statistics.median(t / b for t, b in zip(times[method], times[base]))
+
+
+def measure(na: int, args) -> dict:
+    """Times (interleaved) and peaks (fresh processes) of every method that fits at this size."""
+    base = dict(na=na, nc=args.nc, d=args.dim, threads=args.threads, device=args.device,
+                repeats=args.repeats, penalty=args.penalty, clip=args.clip)
+    logit_bytes = na * args.nc * (1 + (na - 1) * args.nc) * 4
+    methods = [m for m in METHODS if m != "naive" or logit_bytes <= args.naive_max_gb * 2**30] + ["matmul"]
+    timed = _spawn({**base, "mode": "time", "methods": methods})
+    if "error" in timed:
+        return {"na": na, "error": timed["error"]}
+    times = timed["times"]
+    out = {"na": na, "score_bytes": na * na * args.nc * 4,
+           "median_s": {m: statistics.median(v) for m, v in times.items()},
+           "vs_plain": {m: _ratio(times, m, "plain") for m in methods},
+           "vs_reference": {m: _ratio(times, m, "reference") for m in methods}, "times": times, "peak": {}}
+    for m in methods:
+        mem = _spawn({**base, "mode": "memory", "method": m})
+        out["peak"][m] = mem.get("peak")
+    return out
+
+
+def _row(r: dict) -> str:
+    if "error" in r:
+        return f"| {r['na']} | error: {r['error']} |"
+    med, peak, mib = r["median_s"], r["peak"], 2**20
+    cells = [str(r["na"]), f"{r['score_bytes'] / mib:.1f} MiB", f"{med['matmul'] * 1e3:.1f}"]
+    for m in ("efficient", "kernel", "plain", "reference"):
+        cells.append(f"{med[m] * 1e3:.1f}")
+    cells += [f"**{r['vs_plain']['efficient']:.2f}x**", f"{r['vs_reference']['efficient']:.2f}x",
+              f"{r['vs_plain']['kernel']:.2f}x"]
+    for m in ("efficient", "kernel", "plain", "reference"):
+        cells.append(f"{peak[m] / mib:.1f}" if peak.get(m) else "–")
+    cells.append(f"**{peak['efficient'] / peak['plain']:.2f}x**" if peak.get("plain") else "–")
+    cells.append(f"{med['naive'] * 1e3:.0f} ms, {peak['naive'] / mib:.0f} MiB" if "naive" in med else "not run")
+    return "| " + " | ".join(cells) + " |"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 512, 2048], help="values of na (= nb)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512], help="values of na (= nb)")
     parser.add_argument("--nc", type=int, default=49, help="consequent locations per image (7x7)")
-    parser.add_argument("-d", "--dim", type=int, default=1024, help="feature dimension")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("-d", "--dim", type=int, default=1024, help="feature dimension (n_rkhs)")
+    parser.add_argument("--penalty", type=float, default=4e-2, help="score penalty (AMDIM: 4e-2)")
+    parser.add_argument("--clip", type=float, default=20.0, help="soft clip (AMDIM: 20; 0: none)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (median)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--naive-max-gb", type=float, default=1.0,
+    parser.add_argument("--naive-max-gb", type=float, default=0.5,
                         help="skip the naive method when its (na, nc, K) logit tensor exceeds this")
+    parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
         return
-
-    print(f"device={args.device} threads={args.threads} nc={args.nc} d={args.dim} repeats={args.repeats} "
-          f"torch={torch.__version__}")
-    print("| na | negatives/positive | score tensor | matmul time | loss fwd+bwd time | time ratio | "
-          "loss peak memory | working memory (excl. input grads) | naive fwd+bwd time | naive peak memory |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    args.clip = args.clip or None
+    print(f"device={args.device} threads={args.threads} nc={args.nc} d={args.dim} penalty={args.penalty} "
+          f"clip={args.clip} repeats={args.repeats} torch={torch.__version__}")
+    print("| na | score tensor | product ms | efficient ms | kernel ms | plain ms | reference ms | "
+          "**efficient / plain time** | efficient / reference time | kernel / plain time | efficient peak MiB | "
+          "kernel peak MiB | plain peak MiB | reference peak MiB | **efficient / plain peak** | naive |")
+    print("|" + "---|" * 16)
+    results = []
     for na in args.sizes:
-        score_bytes = na * na * args.nc * 4
-        logit_bytes = na * args.nc * (1 + (na - 1) * args.nc) * 4
-        base = dict(na=na, nc=args.nc, d=args.dim, threads=args.threads, device=args.device, repeats=args.repeats)
-        res = {}
-        for method in ("efficient", "naive"):
-            if method == "naive" and logit_bytes > args.naive_max_gb * 2**30:
-                res[method] = {"skipped": f"not run: its logits alone need {logit_bytes / 2**30:.0f} GiB"}
-                continue
-            res[method] = {**_spawn({**base, "method": method, "mode": "time"}),
-                           **_spawn({**base, "method": method, "mode": "memory"})}
-        mm = _spawn({**base, "method": "matmul", "mode": "memory"})
-        ef, nv = res["efficient"], res["naive"]
-        if "error" in ef or "error" in mm:
-            print(f"| {na} | error: {ef.get('error') or mm.get('error')} |")
-            continue
-        naive_cells = (nv["skipped"], "") if "skipped" in nv else (
-            (f"error: {nv['error']}", "") if "error" in nv else
-            (f"{nv['time']:.3f} s ({nv['ratio']:.1f}x)",
-             f"{nv['peak'] / 2**20:.0f} MiB ({nv['peak'] / score_bytes:.1f}x)"))
-        print(f"| {na} | {(na - 1) * args.nc:,} | {score_bytes / 2**20:.0f} MiB | {ef['matmul']:.3f} s "
-              f"| {ef['time']:.3f} s | {ef['ratio']:.2f}x "
-              f"| {ef['peak'] / 2**20:.0f} MiB ({ef['peak'] / score_bytes:.2f}x) "
-              f"| {ef['working'] / score_bytes:.2f}x "
-              f"| {naive_cells[0]} | {naive_cells[1]} |", flush=True)
-        print(f"<!-- na={na}: bare product peak {mm['peak'] / score_bytes:.2f}x the score tensor; rounds "
-              f"(loss, product) s: {[(round(t, 3), round(m, 3)) for t, m in zip(ef['times'], ef['products'])]} -->",
-              flush=True)
+        results.append(measure(na, args))
+        print(_row(results[-1]), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"config": vars(args), "results": results}, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ Both entry points are custom ``torch.autograd.Function``\\ s that work in chunks
   (scores forward; ``dL/da`` and ``dL/db`` backward), no ``(na, nb·nc)`` gradient tensor.
 
 NaN or ``+inf`` scores raise ``ValueError`` (detected from the per-row results, without an extra
-pass over the scores); a ``-inf`` negative counts as absent.
+pass over the scores; skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the
+bounds' check); a ``-inf`` negative counts as absent. The kernels read no value on the host when
+the scores live on an accelerator, so they do not stall it.
 
 Reference: P. Bachman, R. D. Hjelm, W. Buchwalter, "Learning Representations by Maximizing Mutual
 Information Across Views", NeurIPS 2019, arXiv:1906.00910.
@@ -48,18 +50,22 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import stabilise
+from mi_estimators.bounds.base import _FINITE_CHECKS, stabilise
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 
-__all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms"]
+__all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms", "score_penalty"]
 
 #: default chunk: at most this many score elements per chunk of antecedent rows (64 MiB in float32) ...
 MAX_CHUNK_ELEMENTS = 1 << 24
 #: ... and at least this many (4 MiB), below which thin matrix products lose speed
 MIN_CHUNK_ELEMENTS = 1 << 20
-#: score tensors up to this many elements skip the chunked kernel for plain autograd operations
-#: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower)
+#: score tensors up to this many elements skip the chunked kernels for plain autograd operations
+#: (same values and gradients; on a (64, 64) matrix the kernel's fixed costs made it ~4x slower;
+#: from about this size on the kernels are as fast or faster: ``benchmarks/bench_nce.py``)
 SMALL_SCORES = 1 << 15
+#: the same for :func:`nce_loss_features` (``na·nb·nc`` scores): there the kernel's fixed costs
+#: are paid back from about twice that size (at d = 256-1024; ``benchmarks/bench_nce.py``)
+SMALL_FEATURE_SCORES = 1 << 16
 
 
 def nce_candidates(nb: int, nc: int) -> int:
@@ -90,14 +96,14 @@ def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None,
         if pos_index.shape != (na,) or pos_index.is_floating_point():
             raise ValueError(f"pos_index must be an integer tensor of shape ({na},), got "
                              f"{tuple(pos_index.shape)} {pos_index.dtype}")
-        if na and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
+        if na and _FINITE_CHECKS.get() and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
             raise ValueError(f"pos_index entries must lie in [0, {nb}) (consequent indices)")
         return pos_index.long()
     if isinstance(pos_offset, bool) or not isinstance(pos_offset, int) or pos_offset < 0 or na + pos_offset > nb:
         raise ValueError(
             f"pos_offset must be an integer with 0 <= pos_offset <= nb - na = {nb - na} (positives at "
             f"[i, i + pos_offset]; a DDP rank passes rank * na), got {pos_offset!r}")
-    return torch.arange(na, device=device) + pos_offset
+    return torch.arange(pos_offset, pos_offset + na, device=device)
 
 
 def _check_nce_scores(scores: Tensor) -> Tensor:
@@ -141,15 +147,15 @@ def _exp_floor(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).tiny) + 20.0
 
 
-def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool, owned: bool,
-                   work: Tensor, spare: Tensor | None):
+def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool, work: Tensor,
+                   spare: Tensor | None):
     """One chunk of rows: ``block`` (r, nb, nc) raw scores, ``pos`` (r,) positive consequents.
 
     Returns the clipped positive scores (r, nc), ``lse`` of the negatives (r,), and the sum of the
     raw squared scores (0-dim; 0 unless ``want_sq``). ``work`` and ``spare`` are reusable buffers of
-    at least ``r`` rows in the accumulation dtype (``spare`` may be None when ``owned``: then the
-    block itself is modified temporarily and restored). A NaN or +inf anywhere in a row makes its
-    ``lse`` or positives non-finite, which the caller checks.
+    at least ``r`` rows in the accumulation dtype; ``spare`` None means the block itself may be
+    used as scratch (it is modified temporarily and restored). A NaN or +inf anywhere in a row
+    makes its ``lse`` or positives non-finite, which the caller checks.
     """
     r = block.shape[0]
     rows = torch.arange(r, device=block.device)
@@ -174,9 +180,9 @@ def _forward_block(block: Tensor, pos: Tensor, clip: float | None, want_sq: bool
     return s_pos, lse, sq
 
 
-def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tensor, g_lse: Tensor,
+def _grad_block(block: Tensor, pos: Tensor, lse: Tensor, g_pos: Tensor, g_lse: Tensor,
                 g_sq: Tensor | None, clip: float | None, out: Tensor | None = None) -> Tensor:
-    """Gradient w.r.t. a block of raw scores ``block`` (r, m, nc) = consequents first..first+m-1.
+    """Gradient w.r.t. a block of raw scores ``block`` (r, nb, nc), positives at ``[i, pos[i]]``.
 
     ``d lse[i] / d s[i, j, c] = softmax over the negatives``; ``d s_pos[i, c] / d s[i, p(i), c] = 1``;
     both are chained through the soft clip; the penalty adds ``2 g_sq s``. The factor ``g_lse`` is
@@ -189,21 +195,19 @@ def _grad_block(block: Tensor, pos: Tensor, first: int, lse: Tensor, g_pos: Tens
     g_lse = g_lse.to(x.dtype)
     log_g = g_lse.abs().log()[:, None, None]              # -inf where g_lse == 0
     if clip is not None:
-        t = torch.tanh(x / clip)                          # (r, m, nc)
+        t = torch.tanh(x / clip)                          # (r, nb, nc)
         grad = torch.mul(t, clip, out=out).sub_(lse[:, None, None] - log_g)
     else:
         t = None
         grad = torch.sub(x, lse[:, None, None] - log_g, out=out)
     grad.clamp_(min=floor, max=-floor).exp_()            # |g_lse[i]| * softmax; > -floor only at positives
-    if bool((g_lse <= 0).any()):
+    if not _on_host(g_lse) or bool((g_lse <= 0).any()):   # the sign, without a device sync
         grad.mul_(torch.sign(g_lse)[:, None, None])
-    local = pos - first                                   # the positive consequent inside this block
-    rows = torch.nonzero((local >= 0) & (local < block.shape[1])).squeeze(1)
-    grad[rows, local[rows]] = g_pos[rows].to(grad.dtype)  # positives: gradient of s_pos, not of lse
+    grad[torch.arange(block.shape[0], device=grad.device), pos] = g_pos.to(grad.dtype)  # d s_pos, not d lse
     if t is not None:
         grad.mul_(t.square_().neg_().add_(1.0))           # d clip(s) / ds = 1 - tanh^2
     if g_sq is not None:
-        grad.add_(x, alpha=2.0 * float(g_sq))
+        grad.addcmul_(x, (2.0 * g_sq).to(x.dtype))       # a 0-dim tensor: no host sync
     return grad
 
 
@@ -219,16 +223,28 @@ def _forward_all(scores: Tensor, pos: Tensor, clip: float | None, rows: int, wan
     spare = None if in_place else torch.empty_like(work)
     for r0 in range(0, na, rows):
         r1 = min(na, r0 + rows)
-        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, in_place,
-                                                     work, spare)
+        s_pos[r0:r1], lse[r0:r1], q = _forward_block(scores[r0:r1], pos[r0:r1], clip, want_sq, work, spare)
         sq += q
-    _check_finite(s_pos, lse, sq)
     return s_pos, lse, sq
 
 
-def _check_finite(s_pos: Tensor, lse: Tensor, sq: Tensor | None) -> None:
-    """Raise ``ValueError`` when a positive, a negatives' log-sum-exp or the square sum is not finite."""
-    if not (torch.isfinite(lse).all() and torch.isfinite(s_pos).all() and (sq is None or torch.isfinite(sq))):
+def _on_host(x: Tensor) -> bool:
+    """Whether reading a value of ``x`` on the host is free (on the CPU); on an accelerator it would
+    wait for the device, so the kernels avoid it there."""
+    return x.device.type == "cpu"
+
+
+def _check_finite(log_probs: Tensor, sq: Tensor | None) -> None:
+    """Raise ``ValueError`` when a log-probability (<= 0, so their sum is finite exactly when each
+    is) or the square sum is not finite: a NaN or ``+inf`` score, or a ``-inf`` positive.
+
+    Skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the bounds' check is
+    (the trainer kit's step runs so and checks its loss at its own sync points instead).
+    """
+    if not _FINITE_CHECKS.get():
+        return
+    total = float(log_probs.detach().sum()) + (0.0 if sq is None else float(sq.detach()))
+    if not math.isfinite(total):
         raise ValueError("scores contain NaN or infinite entries (NaN/Inf in the features?); check the "
                          "encoder's inputs and lower the learning rate")
 
@@ -250,7 +266,7 @@ class _NCEFromScores(torch.autograd.Function):
         grad = torch.empty_like(scores, dtype=acc)
         for r0 in range(0, scores.shape[0], ctx.rows):
             r1 = min(scores.shape[0], r0 + ctx.rows)
-            _grad_block(scores[r0:r1], pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1],
+            _grad_block(scores[r0:r1], pos[r0:r1], lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1],
                         g_sq if ctx.want_sq else None, ctx.clip, out=grad[r0:r1])
         return grad.to(scores.dtype), None, None, None, None
 
@@ -260,8 +276,9 @@ class _NCEFromFeatures(torch.autograd.Function):
 
     The score tensor ``a @ b^T`` (na, nb·nc) is computed once and kept for the backward pass, which
     turns it, one chunk of rows at a time, into ``G = dL/ds`` in place (the scores are not needed
-    afterwards); then ``dL/da = G b`` and ``dL/db = G^T a`` (in consequent blocks). A second backward through the same graph (``retain_graph``)
-    recomputes the scores from the saved inputs first.
+    afterwards); then ``dL/da = G b`` and ``dL/db = G^T a`` (in consequent blocks). A second
+    backward through the same graph (``retain_graph``) recomputes the scores from the saved inputs
+    first.
     """
 
     @staticmethod
@@ -287,10 +304,11 @@ class _NCEFromFeatures(torch.autograd.Function):
         for r0 in range(0, na, ctx.rows):               # chunks bound the temporaries only
             r1 = min(na, r0 + ctx.rows)
             block = scores[r0:r1]
-            g = _grad_block(block, pos[r0:r1], 0, lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip,
+            g = _grad_block(block, pos[r0:r1], lse[r0:r1], g_pos[r0:r1], g_lse[r0:r1], g_sq, clip,
                             out=block if in_place else None)
             if not in_place:
                 block.copy_(g)                             # G (in the scores' dtype) replaces the scores
+            del g                                          # a chunk-sized temporary: gone before dL/da, dL/db
         grad = scores.view(na, nb * nc)
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -331,7 +349,9 @@ def nce_terms(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None =
     else:
         rows = _rows_per_chunk(na, nb * nc, chunk_size)
         s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
-    return _log_probs(s_pos, lse), (sq / scores.numel() if with_mean_square else None)
+    log_probs = _log_probs(s_pos, lse)
+    _check_finite(log_probs, sq)
+    return log_probs, (sq / scores.numel() if with_mean_square else None)
 
 
 def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool):
@@ -340,12 +360,9 @@ def _small_terms(scores: Tensor, pos: Tensor, clip: float | None, want_sq: bool)
     x = scores.to(_acc_dtype(scores.dtype))
     sq = x.pow(2).sum() if want_sq else None
     x = stabilise(x, clip)
-    rows = torch.arange(na, device=x.device)
-    s_pos = x[rows, pos]                                                     # (na, nc)
-    is_pos = torch.zeros(na, nb, dtype=torch.bool, device=x.device)
-    is_pos[rows, pos] = True
+    s_pos = x[torch.arange(na, device=x.device), pos]                       # (na, nc)
+    is_pos = pos[:, None] == torch.arange(nb, device=x.device)              # (na, nb)
     lse = torch.logsumexp(x.masked_fill(is_pos[:, :, None], -math.inf).reshape(na, -1), dim=1)
-    _check_finite(s_pos, lse, sq)
     return s_pos, lse, sq
 
 
@@ -367,6 +384,20 @@ def nce_log_probs(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | No
     return nce_terms(scores, pos_offset=pos_offset, pos_index=pos_index, clip=clip, chunk_size=chunk_size)[0]
 
 
+def score_penalty(penalty: float, mean_square: Tensor | None) -> Tensor | float:
+    """AMDIM's score penalty ``λ · mean(s²)`` over the raw scores (Bachman et al. 2019, Sec. 3.3).
+
+    ``0.0`` when ``penalty`` (λ) is 0, whatever ``mean_square`` is (it may then be None, so that
+    callers compute the mean square only when it is used). The one place the penalty is written:
+    the NCE losses here, the NCE bounds and AMDIM's objective all add it through this function.
+
+    >>> import torch
+    >>> float(score_penalty(0.5, torch.tensor(4.0))), score_penalty(0.0, None)
+    (2.0, 0.0)
+    """
+    return penalty * mean_square if penalty else 0.0
+
+
 def nce_loss(scores: Tensor, *, pos_offset: int = 0, penalty: float = 0.0, clip: float | None = None,
              chunk_size: int | None = None) -> Tensor:
     """AMDIM's NCE loss ``-mean_{i,c} s_nce[i, c] + penalty · mean(s^2)`` from ``(na, nb, nc)`` scores.
@@ -385,26 +416,11 @@ def nce_loss(scores: Tensor, *, pos_offset: int = 0, penalty: float = 0.0, clip:
     _check_options(penalty, clip, chunk_size)
     snce, msq = nce_terms(scores, pos_offset=pos_offset, clip=clip, chunk_size=chunk_size,
                           with_mean_square=bool(penalty))
-    return -snce.mean() + (penalty * msq if penalty else 0.0)
+    return -snce.mean() + score_penalty(penalty, msq)
 
 
-def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: int = 0, penalty: float = 0.0,
-                      clip: float | None = None, chunk_size: int | None = None) -> Tensor:
-    """:func:`nce_loss` of the scores ``antecedents @ consequents^T``, computed memory-efficiently.
-
-    ``antecedents``: ``(na, d)``; ``consequents``: ``(nb, nc, d)`` (or ``(nb, d)`` for ``nc = 1``)
-    with ``nb >= na``; ``scores[i, j, c] = antecedents[i] · consequents[j, c]``. The
-    ``(na, nb·nc)`` score tensor is materialised once; the backward pass recomputes the softmax in
-    chunks from it and never builds the gradient of the scores as a whole, so peak memory stays
-    near one score tensor and the time near three score-sized matrix products.
-
-    >>> import torch
-    >>> a = torch.randn(8, 16, requires_grad=True)
-    >>> nce_loss_features(a, torch.randn(8, 49, 16), clip=20.0).backward()
-    >>> a.grad.shape
-    torch.Size([8, 16])
-    """
-    _check_options(penalty, clip, chunk_size)
+def _check_features(antecedents: Tensor, consequents: Tensor, pos_index: Tensor | None) -> Tensor:
+    """Validate the inputs of :func:`nce_loss_features`; returns the consequents as ``(nb, nc, d)``."""
     _check_float("antecedents", antecedents)
     _check_float("consequents", consequents)
     if consequents.dim() == 2:
@@ -416,14 +432,44 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
     if antecedents.dtype != consequents.dtype or antecedents.device != consequents.device:
         raise ValueError(f"antecedents and consequents must share dtype and device; got {antecedents.dtype} on "
                          f"{antecedents.device} and {consequents.dtype} on {consequents.device}")
-    na, (nb, nc, _) = antecedents.shape[0], consequents.shape
-    if na < 1 or nb < max(2, na):
-        raise ValueError(f"need 1 <= na <= nb and nb >= 2 (antecedents {na}, consequents {nb})")
-    pos = _positive_index(na, nb, pos_offset, None, antecedents.device)
-    rows = _rows_per_chunk(na, nb * nc, chunk_size)
-    s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows, bool(penalty))
-    loss = -_log_probs(s_pos, lse).mean()
-    if penalty:
-        loss = loss + penalty * sq / (na * nb * nc)
-    return loss
+    na, nb = antecedents.shape[0], consequents.shape[0]
+    if na < 1 or nb < 2 or (pos_index is None and nb < na):
+        raise ValueError(f"need na >= 1 antecedents, nb >= 2 consequents and na <= nb unless pos_index is "
+                         f"given (antecedents {na}, consequents {nb})")
+    return consequents
 
+
+def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: int = 0,
+                      pos_index: Tensor | None = None, penalty: float = 0.0, clip: float | None = None,
+                      chunk_size: int | None = None) -> Tensor:
+    """:func:`nce_loss` of the scores ``antecedents @ consequents^T``, computed memory-efficiently.
+
+    ``antecedents``: ``(na, d)``; ``consequents``: ``(nb, nc, d)`` (or ``(nb, d)`` for ``nc = 1``);
+    ``scores[i, j, c] = antecedents[i] · consequents[j, c]``. Positives at consequent
+    ``pos_index[i]`` when given (any ``na``, e.g. several antecedent locations per image), else at
+    ``i + pos_offset`` (then ``nb >= na``). Up to :data:`SMALL_FEATURE_SCORES` score elements
+    (and no ``chunk_size``) the loss is plain autograd operations, which are faster there; above,
+    the ``(na, nb·nc)`` score tensor is materialised once and the backward pass recomputes the
+    softmax from it in chunks and never builds the gradient of the scores as a whole, so peak
+    memory stays near one score tensor and the time near three score-sized matrix products.
+
+    >>> import torch
+    >>> a = torch.randn(8, 16, requires_grad=True)
+    >>> nce_loss_features(a, torch.randn(8, 49, 16), clip=20.0).backward()
+    >>> a.grad.shape
+    torch.Size([8, 16])
+    """
+    _check_options(penalty, clip, chunk_size)
+    consequents = _check_features(antecedents, consequents, pos_index)
+    na, (nb, nc, d) = antecedents.shape[0], consequents.shape
+    pos = _positive_index(na, nb, pos_offset, pos_index, antecedents.device)
+    if chunk_size is None and na * nb * nc <= SMALL_FEATURE_SCORES:
+        scores = (antecedents @ consequents.reshape(nb * nc, d).T).view(na, nb, nc)
+        s_pos, lse, sq = _small_terms(scores, pos, clip, bool(penalty))
+    else:
+        rows = _rows_per_chunk(na, nb * nc, chunk_size)
+        s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows,
+                                                bool(penalty))
+    log_probs = _log_probs(s_pos, lse)
+    _check_finite(log_probs, sq)
+    return -log_probs.mean() + score_penalty(penalty, sq / (na * nb * nc) if penalty else None)

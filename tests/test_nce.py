@@ -180,3 +180,45 @@ def test_half_precision_features_use_float32_softmax():
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("chunk_size", [None, 3])   # None: the plain path at this size; 3: the chunked kernel
+def test_nce_loss_features_on_device(device, dtype, chunk_size):
+    """Loss and gradients on the device (float32, bfloat16) against float64 on the CPU, with
+    positives by offset and by index (several antecedents per consequent image)."""
+    g = torch.Generator().manual_seed(6)
+    a64 = torch.randn(10, 8, generator=g, dtype=torch.float64)
+    b64 = torch.randn(12, 5, 8, generator=g, dtype=torch.float64)
+    pos = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+    tol = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-4, "atol": 1e-5}
+    for opts in ({"pos_offset": 2}, {"pos_index": pos}):
+        a, b = (t.to(device, dtype).requires_grad_() for t in (a64, b64))
+        dev_opts = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in opts.items()}
+        loss = nce_loss_features(a, b, penalty=0.04, clip=20.0, chunk_size=chunk_size, **dev_opts)
+        loss.backward()
+        a_ref, b_ref = a64.clone().requires_grad_(), b64.clone().requires_grad_()
+        expected = nce_loss_features(a_ref, b_ref, penalty=0.04, clip=20.0, **opts)
+        expected.backward()
+        assert loss.device.type == device and loss.dtype == torch.float32
+        torch.testing.assert_close(loss.double().cpu(), expected, **tol)
+        torch.testing.assert_close(a.grad.double().cpu(), a_ref.grad, **tol)
+        torch.testing.assert_close(b.grad.double().cpu(), b_ref.grad, **tol)
+
+
+def test_finite_checks_off_gives_a_nan_loss_instead_of_an_error():
+    """Inside ``finite_checks(False)`` (the trainer kit's step) the kernels read no value back: NaN
+    scores give a NaN loss, which the caller checks at its own sync points."""
+    from mi_estimators.bounds import finite_checks
+
+    a, b = torch.randn(10, 8), torch.randn(10, 49, 8)
+    b[3, 2, 1] = float("nan")
+    for chunk_size in (None, 3):                         # the plain path at this size, the chunked kernel
+        with pytest.raises(ValueError, match="NaN"):
+            nce_loss_features(a, b, chunk_size=chunk_size)
+        with finite_checks(False):
+            assert torch.isnan(nce_loss_features(a, b, chunk_size=chunk_size))

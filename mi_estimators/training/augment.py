@@ -14,14 +14,17 @@ trainer and saved in checkpoints), or from an explicit ``generator``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mi_estimators.options import integer, non_negative_float, unit_interval_float
+
 __all__ = ["Augment", "two_views", "random_translate", "random_flip", "colour_jitter", "random_grayscale",
-           "random_resized_crop"]
+           "random_resized_crop", "random_erasing", "gaussian_noise"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -108,13 +111,47 @@ def random_grayscale(x: Tensor, p: float = 0.25, generator: torch.Generator | No
     return torch.where(pick[:, None, None, None], _gray(x).expand_as(x), x)
 
 
+def random_erasing(x: Tensor, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.33),
+                   ratio: tuple[float, float] = (0.3, 3.3), generator: torch.Generator | None = None) -> Tensor:
+    """Random erasing (Zhong et al., AAAI 2020, arXiv:1708.04896): with probability ``p`` per image,
+    one axis-aligned rectangle of area fraction in ``scale`` and aspect ratio (height / width) in
+    ``ratio`` (log-uniform), clipped to the image, is filled with the image's mean per channel."""
+    b, _, h, w = x.shape
+    if p <= 0:
+        return x
+    area = _uniform(b, scale[0], scale[1], x, generator) * (h * w)
+    r = _uniform(b, math.log(ratio[0]), math.log(ratio[1]), x, generator).exp()
+    eh = (area * r).sqrt().round().clamp(1, h).long()
+    ew = (area / r).sqrt().round().clamp(1, w).long()
+    y0 = (torch.rand(b, device=x.device, generator=generator) * (h - eh + 1)).long()
+    x0 = (torch.rand(b, device=x.device, generator=generator) * (w - ew + 1)).long()
+    apply = torch.rand(b, device=x.device, generator=generator) < p
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    inside_r = (rows[None] >= y0[:, None]) & (rows[None] < (y0 + eh)[:, None])       # (B, H)
+    inside_c = (cols[None] >= x0[:, None]) & (cols[None] < (x0 + ew)[:, None])       # (B, W)
+    mask = (inside_r[:, :, None] & inside_c[:, None, :] & apply[:, None, None])[:, None]  # (B, 1, H, W)
+    return torch.where(mask, x.mean(dim=(2, 3), keepdim=True), x)
+
+
+def gaussian_noise(x: Tensor, std: float, generator: torch.Generator | None = None) -> Tensor:
+    """Add independent ``N(0, std²)`` noise to every pixel, then clamp back to [0, 1]."""
+    if std <= 0:
+        return x
+    noise = torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype)
+    return x.add(noise, alpha=std).clamp_(0, 1)
+
+
 @dataclass
 class Augment:
     """A random augmentation applied to a batch ``(B, C, H, W)`` of floats in [0, 1].
 
     Order: random resized crop (when ``crop_scale`` is set), random translation with reflection
     padding (``translate`` pixels), horizontal flip, colour jitter and random grayscale (these
-    two only where there is colour, i.e. 3 channels). ``colour`` is the jitter strength.
+    two only where there is colour, i.e. 3 channels; ``colour`` is the jitter strength), then the
+    ones for any number of channels, 1-channel images included: brightness and contrast jitter
+    (factors in ``[1 - s, 1 + s]``), random erasing (probability ``erase`` per image) and Gaussian
+    noise (standard deviation ``noise``).
     """
 
     translate: int = 0
@@ -122,16 +159,21 @@ class Augment:
     flip: bool = False
     colour: float = 0.0
     grayscale: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    erase: float = 0.0
+    noise: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.translate < 0:
-            raise ValueError(f"translate must be >= 0 pixels, got {self.translate}")
+        integer("translate", self.translate, 0, " pixels")
         if self.crop_scale is not None and not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
-        if not 0 <= self.grayscale <= 1:
-            raise ValueError(f"grayscale is a probability in [0, 1], got {self.grayscale}")
-        if not 0 <= self.colour < 1:
-            raise ValueError(f"colour jitter strength must be in [0, 1), got {self.colour}")
+        unit_interval_float("grayscale", self.grayscale, " (a probability)")
+        unit_interval_float("erase", self.erase, " (a probability)")
+        for name in ("colour", "brightness", "contrast"):
+            unit_interval_float(name, getattr(self, name), " (jitter strength s: factors in [1 - s, 1 + s])",
+                                open_right=True)
+        non_negative_float("noise", self.noise, " (standard deviation, on the [0, 1] scale)")
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None, *, flip: bool | None = None) -> Tensor:
         flip = self.flip if flip is None else flip
@@ -142,7 +184,11 @@ class Augment:
             x = random_flip(x, 0.5, generator)
         if self.colour > 0 and x.shape[1] == 3:
             x = colour_jitter(x, self.colour, self.colour, self.colour, generator)
-        return random_grayscale(x, self.grayscale, generator)
+        x = random_grayscale(x, self.grayscale, generator)
+        if self.brightness > 0 or self.contrast > 0:
+            x = colour_jitter(x, self.brightness, self.contrast, 0.0, generator)
+        x = random_erasing(x, self.erase, generator=generator)
+        return gaussian_noise(x, self.noise, generator)
 
 
 def two_views(x: Tensor, augment: Augment, *, shared_flip: bool = False,

@@ -157,6 +157,14 @@ class TrainConfig:
                            check=functools.partial(unit_interval_float, open_right=True))
     grayscale: float = option(0.0, "random grayscale probability (3-channel images)", group=AUG,
                               check=unit_interval_float)
+    brightness: float = option(0.0, "brightness jitter strength in [0, 1) (any image, 1-channel included)",
+                               group=AUG, check=functools.partial(unit_interval_float, open_right=True))
+    contrast: float = option(0.0, "contrast jitter strength in [0, 1) (any image, 1-channel included)",
+                             group=AUG, check=functools.partial(unit_interval_float, open_right=True))
+    erase: float = option(0.0, "random erasing probability per image (a rectangle filled with its mean)",
+                          group=AUG, check=unit_interval_float)
+    noise: float = option(0.0, "standard deviation of additive Gaussian pixel noise (images in [0, 1])",
+                          group=AUG, check=non_negative_float)
 
     encoder: str | None = option(None, "registered encoder (mi-estimators list encoders)", group=MODEL)
     encoder_option: tuple[str, ...] = option((), "keyword option for the encoder factory (repeatable)",
@@ -208,7 +216,8 @@ class TrainConfig:
         """The kit's one :class:`Augment` of these options; ``flip=False`` takes the flip out (for
         two-view trainers that flip the image once before making the views)."""
         return Augment(translate=self.translate, crop_scale=self.crop_scale,
-                       flip=self.flip if flip is None else flip, colour=self.colour, grayscale=self.grayscale)
+                       flip=self.flip if flip is None else flip, colour=self.colour, grayscale=self.grayscale,
+                       brightness=self.brightness, contrast=self.contrast, erase=self.erase, noise=self.noise)
 
     def encoder_kwargs(self) -> dict[str, Any]:
         """The encoder factory's keyword options (``--encoder-option``)."""

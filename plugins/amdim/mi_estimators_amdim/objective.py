@@ -10,21 +10,23 @@ each in both directions (x¹→x² and x²→x¹) and averaged over the two:
   location. Positives: the locations of image i; negatives: every location of every other image
   in the (global) batch, shared by all of image i's positives.
 * **1→5**: the same against φ5(f5(x²)).
-* **5→5**: every location ``l`` of φ5(f5(x¹)) is an antecedent on its own (the views are not
+* **5→5**: a location ``l`` of φ5(f5(x¹)) is an antecedent on its own (the views are not
   spatially aligned after random crops, so there is no "same location" to pair with); its
   positives are all locations of φ5(f5(x²)) of the same image, its negatives all locations of the
-  other images. The authors' released code samples one random location per image; we use all, which
-  is the average of that estimator over the location. The fused path scores a chunk of
-  antecedent locations at once, ``(B·k, B_global, n5)`` scores with the positive of row
-  ``(i, l)`` at consequent ``i`` (``pos_index`` of :func:`mi_estimators.nce.nce_terms`); chunks
-  hold at most ``2^24`` scores (64 MiB in float32) by default, so memory is bounded whatever the
-  batch and the number of processes, never the ``(B·n5)²·n5`` cube. ``locations_55=n`` draws n
-  random antecedent locations per image instead (the paper's code draws one).
+  other images. As in the authors' code, one location is drawn at random per image and step
+  (``locations_55=1``, the default); ``locations_55=n`` draws n, and ``None`` uses all of them,
+  the average of that estimator over the location (the same expectation, lower variance, n5
+  times the 5→5 cost). The antecedent locations of all images go to the fused NCE at once,
+  ``(B·n, B_global·n5)`` scores with the positive of row ``(i, l)`` at consequent ``i``
+  (``pos_index`` of :func:`mi_estimators.nce.nce_loss_features`, which chunks them).
 
 Loss of one term (eq. 15 with the two stabilisers of Sec. 3.3): with raw scores s,
 ``λ · mean(s²) − mean_{positives} log softmax(c · tanh(s / c))`` over {positive} ∪ negatives,
 computed by the core's memory-efficient NCE (:func:`mi_estimators.nce.nce_loss_features`) without
-materialising the ``(n_a · n_c)²`` score matrix. Paper values: λ = 4e-2, c = 20.
+materialising the ``(n_a · n_c)²`` score matrix. Paper values: λ = 4e-2, c = 20 (the authors'
+code uses λ = 5e-2). The penalty term is :func:`mi_estimators.nce.score_penalty` on every path.
+
+The parts of the loss come back as detached 0-dim tensors (no host sync inside the step).
 
 Any other registered bound can be chosen instead (``bound="nwj"``, ...). It receives the
 stabilised ``(N, N, L)`` score tensor (positives on the diagonal) and its ``loss`` is used as
@@ -62,6 +64,8 @@ from torch import Tensor, nn
 
 from mi_estimators import registry
 from mi_estimators.bounds.base import stabilise
+from mi_estimators.nce import nce_loss_features, score_penalty
+from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 from mi_estimators.training import EmbedHead
 
 __all__ = ["MultiscaleNCE", "PAIRS", "scores_of"]
@@ -78,6 +82,14 @@ def scores_of(antecedents: Tensor, consequents: Tensor) -> Tensor:
     return torch.einsum("akd,bcd->abck", antecedents, consequents)
 
 
+def _head(n_in: int, n_out: int, spatial: bool, embed_bn: bool) -> nn.Module:
+    """φ: the kit's residual MLP head, followed by batch norm when ``embed_bn``."""
+    head = EmbedHead(n_in, n_out, spatial=spatial)
+    if not embed_bn:
+        return head
+    return nn.Sequential(head, nn.BatchNorm2d(n_out) if spatial else nn.BatchNorm1d(n_out))
+
+
 def _locations(x: Tensor) -> Tensor:
     """``(B, C, H, W)`` → ``(B, H·W, C)``."""
     return x.flatten(2).transpose(1, 2)
@@ -90,7 +102,7 @@ class MultiscaleNCE(nn.Module):
     ----------
     channels:
         Channel counts of the encoder's ``f1``, ``f5``, ``f7`` features (only those the chosen
-        ``pairs`` need); :func:`mi_estimators_amdim.encoder.feature_shapes` reads them off any
+        ``pairs`` need); :func:`mi_estimators.training.feature_shapes` reads them off any
         encoder.
     n_rkhs:
         Dimension of the space the critics' dot products live in.
@@ -111,68 +123,68 @@ class MultiscaleNCE(nn.Module):
     chunk_size:
         Passed to the fused NCE to bound its memory (antecedents per chunk).
     locations_55:
-        None: every location of f5 is a 5→5 antecedent (the exact average). An integer n: n
-        locations drawn uniformly at random per image and step (an unbiased estimate of the same
-        average at n/n5 of the cost; the paper's code uses n = 1).
+        n: the 5→5 antecedents are n locations of f5 drawn uniformly at random per image and step
+        (default 1, as in the authors' code). None: every location (the exact average over the
+        location, of which n random ones are an unbiased estimate at n/n5 of the cost).
+    embed_bn:
+        Batch norm on the output of every head φ (default; the authors' code normalises its f1
+        and its f5/f7 embeddings so, even when the encoder has no batch norm). Without it an
+        encoder without batch norm learns far more slowly (see the plugin's README).
     """
 
     def __init__(self, channels: dict[str, int], n_rkhs: int, *,
                  pairs: Sequence[str] = ("1-7", "1-5", "5-5"), penalty: float = 4e-2,
                  clip: float | None = 20.0, bound: str = DEFAULT_BOUND, mixture: int = 1,
                  tau: float = 1.0, alpha: float | None = None, bound_options: dict | None = None,
-                 chunk_size: int | None = None,
-                 locations_55: int | None = None):
+                 chunk_size: int | None = None, locations_55: int | None = 1, embed_bn: bool = True):
         super().__init__()
         unknown = [p for p in pairs if p not in PAIRS]
         if unknown or not pairs:
             raise ValueError(f"pairs must be a non-empty subset of {sorted(PAIRS)}, got {list(pairs)}")
-        if not isinstance(mixture, int) or mixture < 1:
-            raise ValueError(f"mixture must be an integer K >= 1 (antecedents per image), got {mixture!r}")
-        if locations_55 is not None and (not isinstance(locations_55, int) or locations_55 < 1):
-            raise ValueError(f"locations_55 must be None (all) or an integer >= 1, got {locations_55!r}")
-        if penalty < 0:
-            raise ValueError(f"penalty must be >= 0 (paper: 4e-2), got {penalty}")
-        if clip is not None and clip <= 0:
-            raise ValueError(f"clip must be positive (paper: 20) or None, got {clip}")
         needed = {name for p in pairs for name in PAIRS[p]}
         missing = needed - set(channels)
         if missing:
             raise ValueError(
                 f"the pairs {list(pairs)} need encoder features {sorted(needed)}, but the encoder "
                 f"exposes only {sorted(channels)}; pick an encoder with these scales or fewer pairs")
-        self.pairs, self.n_rkhs, self.mixture = tuple(pairs), n_rkhs, mixture
-        self.penalty, self.clip, self.chunk_size = float(penalty), clip, chunk_size
-        self.bound_name, self.locations_55 = bound, locations_55
+        self.pairs, self.n_rkhs = tuple(pairs), positive_int("n_rkhs", n_rkhs)
+        self.mixture = positive_int("mixture", mixture, " (K antecedents per image; 1: the plain NCE)")
+        self.locations_55 = optional(positive_int, "locations_55", locations_55, " (random 5->5 antecedent "
+                                     "locations per image), or None for all")
+        self.penalty = non_negative_float("penalty", penalty, " (paper: 4e-2)")
+        self.clip = optional(positive_float, "clip", clip, " (paper: 20), or None")
+        self.chunk_size = optional(positive_int, "chunk_size", chunk_size, " (antecedent rows), or None")
+        self.bound_name = bound
+        self.use_mixture, self.bound = self._bound(bound, mixture, tau, alpha, bound_options)
+        self.heads = nn.ModuleDict({name: _head(channels[name], n_rkhs * (mixture if name == "f1" else 1),
+                                                name != "f1", embed_bn)
+                                    for name in ("f1", "f5", "f7") if name in needed})
+
+    @staticmethod
+    def _bound(bound: str, mixture: int, tau: float, alpha: float | None, options: dict | None):
+        """(mixture path?, registry bound or None for the fused NCE)."""
         # the mixture path: K antecedent vectors per image, (N, N, L, K) scores, mixture_nce
-        self.use_mixture = mixture > 1 or bound == "mixture_nce"
-        if self.use_mixture:
+        if mixture > 1 or bound == "mixture_nce":
             if bound not in (DEFAULT_BOUND, "mixture_nce"):
                 raise ValueError(f"mixture K > 1 uses the mixture_nce bound; got bound={bound!r}")
-            self.bound = registry.get("mixture_nce", tau=tau, alpha=alpha, **(bound_options or {}))
-        elif bound == DEFAULT_BOUND and not bound_options:
-            self.bound = None
-        else:
-            self.bound = registry.get(bound, **(bound_options or {}))
-        self.heads = nn.ModuleDict()
-        if "f1" in needed:
-            self.heads["f1"] = EmbedHead(channels["f1"], n_rkhs * mixture)
-        for name in ("f5", "f7"):
-            if name in needed:
-                self.heads[name] = EmbedHead(channels[name], n_rkhs, spatial=True)
+            return True, registry.get("mixture_nce", tau=tau, alpha=alpha, **(options or {}))
+        if bound == DEFAULT_BOUND and not options:
+            return False, None
+        return False, registry.get(bound, **(options or {}))
 
     # -- one direction of one term -------------------------------------------------------------
-    def _fused(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
-        from mi_estimators.nce import nce_loss_features
-
-        return nce_loss_features(a, c, pos_offset=pos_offset, penalty=self.penalty,
+    def _fused(self, a: Tensor, c: Tensor, pos_offset: int = 0, pos_index: Tensor | None = None) -> Tensor:
+        return nce_loss_features(a, c, pos_offset=pos_offset, pos_index=pos_index, penalty=self.penalty,
                                  clip=self.clip, chunk_size=self.chunk_size)
 
     def _with_bound(self, a: Tensor, c: Tensor) -> Tensor:
         s = scores_of(a, c)
-        return self.penalty * s.pow(2).mean() + self.bound.loss(stabilise(s, self.clip))
+        return score_penalty(self.penalty, s.pow(2).mean() if self.penalty else None) + \
+            self.bound.loss(stabilise(s, self.clip))
 
     def _loss(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
         """Global antecedents ``a`` (n, d) or (n, K, d) against consequents ``c`` (m, L, d)."""
+        a = a * self.n_rkhs ** -0.5  # Φ(a, c) = aᵀc / sqrt(n_rkhs), on the smaller side
         return self._fused(a, c, pos_offset) if self.bound is None else self._with_bound(a, c)
 
     def _antecedent_locations(self, a: Tensor) -> Tensor:
@@ -184,48 +196,35 @@ class MultiscaleNCE(nn.Module):
         return a[torch.arange(a.shape[0], device=a.device)[:, None], picks]
 
     def _loss_55(self, a: Tensor, c: Tensor, pos_offset: int) -> Tensor:
-        """5→5 loss of antecedent locations ``a`` (B, n, d) against consequents ``c`` (m, n5, d)."""
-        a = self._antecedent_locations(a)
+        """5→5 loss of antecedent locations ``a`` (B, n5, d) against consequents ``c`` (m, n5, d)."""
+        a = self._antecedent_locations(a) * self.n_rkhs ** -0.5
         b, n = a.shape[:2]
         if self.bound is not None and not self.use_mixture:  # a generic bound: square scores per location
             return torch.stack([self._with_bound(a[:, loc], c) for loc in range(n)]).mean()
-        from mi_estimators.nce import MAX_CHUNK_ELEMENTS, nce_terms
+        # rows (i, l) of all images at once; the positive of row (i, l) is consequent i (+ offset)
+        pos = (torch.arange(b, device=a.device) + pos_offset).repeat_interleave(n)
+        return self._fused(a.reshape(b * n, a.shape[2]), c, pos_index=pos)
 
-        if self.chunk_size is not None:  # antecedent rows per chunk, as in the fused NCE
-            k = max(1, min(n, self.chunk_size // b))
-        else:
-            k = max(1, min(n, MAX_CHUNK_ELEMENTS // (b * c.shape[0] * c.shape[1])))
-        total = a.new_zeros(())
-        for start in range(0, n, k):
-            chunk = a[:, start:start + k]  # (B, k, d)
-            kk = chunk.shape[1]
-            # scores[(i, l), j, c] = chunk[i, l] · c[j, c]; the positive of row (i, l) is image i
-            s = torch.einsum("bld,jcd->bljc", chunk, c).reshape(b * kk, c.shape[0], c.shape[1])
-            pos = (torch.arange(b, device=a.device) + pos_offset).repeat_interleave(kk)
-            log_probs, mean_sq = nce_terms(s, pos_index=pos, clip=self.clip,
-                                           with_mean_square=self.penalty > 0)
-            loss = -log_probs.mean() + (self.penalty * mean_sq if self.penalty > 0 else 0.0)
-            total = total + loss * (kk / n)
-        return total
+    def _embed(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The heads' embeddings of one view: f1 ``(B, d)`` (``(B, K, d)`` with a mixture), the maps
+        as locations ``(B, H·W, d)`` (Φ's 1/sqrt(n_rkhs) is applied to the antecedents alone)."""
+        out = {}
+        for name, head in self.heads.items():
+            if name not in feats:
+                raise ValueError(f"the encoder did not return the feature {name!r} (it returned {sorted(feats)})")
+            h = head(feats[name])
+            if name == "f1":
+                out[name] = h.view(h.shape[0], self.mixture, -1) if self.use_mixture else h
+            else:
+                out[name] = _locations(h)
+        return out
 
     def forward(self, feats1: dict[str, Tensor], feats2: dict[str, Tensor], *,
                 gather: Callable[[Tensor], Tensor] | None = None,
-                rank: int = 0) -> tuple[Tensor, dict[str, float]]:
-        """Total loss (sum of the terms, each averaged over the two directions) and its parts."""
-        scale = self.n_rkhs ** -0.25  # so that a·c carries the 1/sqrt(n_rkhs) of Φ
-        views = []
-        for feats in (feats1, feats2):
-            v = {}
-            for name, head in self.heads.items():
-                if name not in feats:
-                    raise ValueError(f"the encoder did not return the feature {name!r} "
-                                     f"(it returned {sorted(feats)})")
-                h = head(feats[name]) * scale
-                if name == "f1":
-                    v[name] = h.view(h.shape[0], self.mixture, -1) if self.use_mixture else h
-                else:
-                    v[name] = _locations(h)
-            views.append(v)
+                rank: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """Total loss (sum of the terms, each averaged over the two directions) and its parts, as
+        detached 0-dim tensors (reading them is left to the caller, which syncs when it logs)."""
+        views = [self._embed(feats1), self._embed(feats2)]
         parts: dict[str, Tensor] = {}
         for pair in self.pairs:
             ant, con = PAIRS[pair]
@@ -240,13 +239,9 @@ class MultiscaleNCE(nn.Module):
                     c = gather(c)
                     if self.bound is not None:
                         a, offset = gather(a), 0
-                if ant == "f1":
-                    terms.append(self._loss(a, c, offset))
-                else:  # 5→5: each antecedent location on its own
-                    terms.append(self._loss_55(a, c, offset))
+                terms.append(self._loss(a, c, offset) if ant == "f1" else self._loss_55(a, c, offset))
             parts[pair] = 0.5 * (terms[0] + terms[1])
         loss = sum(parts.values())
-        report = {k: float(v.detach()) for k, v in parts.items()}
-        report["loss"] = float(loss.detach())
+        report = {k: v.detach() for k, v in parts.items()}
+        report["loss"] = loss.detach()
         return loss, report
-

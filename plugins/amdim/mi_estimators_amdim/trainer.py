@@ -64,7 +64,7 @@ class AMDIMConfig(TrainConfig):
     grayscale: float = override("grayscale", 0.25)
     out: str = override("out", "runs/amdim")
 
-    ndf: int | None = option(None, "amdim encoder: base width (ndf -> 2ndf -> 4ndf -> 8ndf; default 64)",
+    ndf: int | None = option(None, "amdim encoder: base width (ndf -> 2ndf -> 4ndf (-> 8ndf from 64 px); default 64)",
                              check=_optional_int)
     n_rkhs: int | None = option(None, "dimension of f1 (amdim encoder) and of the critics' dot products "
                                 "(default: the encoder's f1 width)", check=_optional_int)
@@ -79,8 +79,10 @@ class AMDIMConfig(TrainConfig):
     tau: float = option(1.0, "mixture: temperature of q", check=positive_float)
     alpha: float | None = option(None, "mixture: entropy weight (default 1 / tau)",
                                  check=functools.partial(optional, non_negative_float))
-    locations_55: int | None = option(None, "5->5: random antecedent locations per image and step "
-                                      "(default: all; the paper's code uses 1)", check=_optional_int)
+    locations_55: int | None = option(1, "5->5: random antecedent locations per image and step, as the "
+                                      "authors' code (25, the number of f5 locations, or more: all of "
+                                      "them)", check=_optional_int)
+    embed_bn: bool = option(True, "batch norm on the critics' embeddings, as the authors' code")
     chunk_size: int | None = option(None, "antecedent rows per chunk of the fused NCE (memory bound)",
                                     check=_optional_int)
 
@@ -161,4 +163,4 @@ class AMDIMTrainer(Trainer):
             encoder, shapes, n_rkhs=cfg.n_rkhs or shapes["global"][0], channels_last=True, dist=self.dist,
             pairs=cfg.pairs.split(","), penalty=cfg.penalty, clip=cfg.clip or None, bound=cfg.bound,
             bound_options=cfg.bound_kwargs(), mixture=cfg.mixture, tau=cfg.tau, alpha=cfg.alpha,
-            locations_55=cfg.locations_55, chunk_size=cfg.chunk_size)
+            locations_55=cfg.locations_55, chunk_size=cfg.chunk_size, embed_bn=cfg.embed_bn)

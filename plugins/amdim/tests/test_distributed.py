@@ -28,7 +28,8 @@ def _features():
 
 def _objective(config):
     torch.manual_seed(0)
-    return MultiscaleNCE(CHANNELS, n_rkhs=8, clip=5.0, **CONFIGS[config])
+    # no random draws, and no batch norm on the embeddings (its statistics are per rank)
+    return MultiscaleNCE(CHANNELS, n_rkhs=8, clip=5.0, locations_55=None, embed_bn=False, **CONFIGS[config])
 
 
 def _single_process(config):

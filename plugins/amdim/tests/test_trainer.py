@@ -110,14 +110,20 @@ FLAGS_BEFORE = {
     "online_probe": True, "knn": 0, "ndf": None, "n_rkhs": None, "n_depth": None, "pairs": "1-7,1-5,5-5",
     "penalty": 0.04, "clip": 20.0, "mixture": 1, "tau": 1.0, "alpha": None, "locations_55": None,
     "chunk_size": None}
+#: changed and added since (CHANGELOG): the authors' one 5->5 location and embedding batch norm, and
+#: the augmentations for images of any channel count (off by default)
+FLAGS_CHANGED = {"locations_55": 1, "embed_bn": True, "brightness": 0.0, "contrast": 0.0, "erase": 0.0,
+                 "noise": 0.0}
 
 
 def test_command_line_keeps_its_flags_and_defaults():
     parser = AMDIMConfig.parser("mi-estimators train amdim")
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
-    assert {k: v for k, v in defaults.items() if k != "log_every"} == FLAGS_BEFORE
+    expected = {**FLAGS_BEFORE, **FLAGS_CHANGED}
+    assert {k: v for k, v in defaults.items() if k != "log_every"} == expected
     flags = {s for a in parser._actions for s in a.option_strings}
-    assert {"--" + k.replace("_", "-") for k in FLAGS_BEFORE} | {"--no-flip", "--no-online-probe", "--log-every"} \
+    assert {"--" + k.replace("_", "-") for k in expected} | {"--no-flip", "--no-online-probe", "--log-every",
+                                                             "--no-embed-bn"} \
         == flags - {"-h", "--help"}
 
 

@@ -148,16 +148,19 @@ FLAGS_BEFORE = {
     "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200, "online_probe": True,
     "knn": 0, "alpha": 0.0, "beta": 1.0, "gamma": 0.1, "prior": "uniform", "local_feature": None,
     "embed_dim": 512}
+#: flags added since (CHANGELOG): the augmentations for images of any channel count, off by default
+FLAGS_ADDED = {"brightness": 0.0, "contrast": 0.0, "erase": 0.0, "noise": 0.0}
 
 
 def test_command_line_keeps_its_flags_and_defaults():
     parser = DIMConfig.parser("mi-estimators train dim")
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
-    assert {k: v for k, v in defaults.items() if k != "log_every"} == FLAGS_BEFORE
+    assert {k: v for k, v in defaults.items() if k != "log_every"} == {**FLAGS_BEFORE, **FLAGS_ADDED}
     flags = {s for a in parser._actions for s in a.option_strings}
-    assert {"--" + k.replace("_", "-") for k in FLAGS_BEFORE} | {"--no-flip", "--no-online-probe", "--log-every"} \
+    assert {"--" + k.replace("_", "-") for k in {**FLAGS_BEFORE, **FLAGS_ADDED}} | {"--no-flip", "--no-online-probe",
+                                                                                 "--log-every"} \
         == flags - {"-h", "--help"}
-    assert DIMConfig().to_dict() == {**FLAGS_BEFORE, "log_every": 50}
+    assert DIMConfig().to_dict() == {**FLAGS_BEFORE, **FLAGS_ADDED, "log_every": 50}
 
 
 def test_help_shows_defaults(capsys):
