@@ -15,7 +15,7 @@ from torch import Tensor
 
 from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo
 from mi_estimators.options import non_negative_float, positive_float
-from mi_estimators.nce import nce_candidates, nce_terms
+from mi_estimators.nce import nce_candidates, nce_terms, score_penalty
 
 __all__ = ["InfoNCE", "ContrastiveBound", "nce_ceiling"]
 
@@ -91,4 +91,4 @@ class InfoNCE(ContrastiveBound):
 
     def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         value, msq = self._terms(scores, with_penalty=bool(self.penalty))
-        return value, -value + (self.penalty * msq if self.penalty else 0.0)
+        return value, -value + score_penalty(self.penalty, msq)

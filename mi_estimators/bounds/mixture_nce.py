@@ -14,7 +14,7 @@ from torch import Tensor
 from mi_estimators.bounds.base import BoundInfo, ScoreShape
 from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.bounds.infonce import ContrastiveBound, nce_ceiling
-from mi_estimators.nce import nce_candidates, nce_terms
+from mi_estimators.nce import nce_candidates, nce_terms, score_penalty
 
 __all__ = ["MixtureNCE"]
 
@@ -87,7 +87,7 @@ class MixtureNCE(ContrastiveBound):
 
     def value_and_loss(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         value, entropy, msq = self._terms(scores, with_penalty=bool(self.penalty))
-        return value, -(value + self.alpha * entropy) + (self.penalty * msq if self.penalty else 0.0)
+        return value, -(value + self.alpha * entropy) + score_penalty(self.penalty, msq)
 
     def _terms(self, scores: Tensor, with_penalty: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         """(value in nats, mean entropy of q, mean raw s^2 or None)."""
