@@ -3,15 +3,13 @@ gradients of one process holding the global batch."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import mi_estimators as mie
+from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training import gather_with_grad, rank_offset
 from mi_estimators.training.data import EpochBatches
 
@@ -67,9 +65,7 @@ def _run_all(model, x, y, world):
     return out
 
 
-def _worker(rank, world, port, path):
-    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
-    torch.set_num_threads(1)
+def _worker(rank, world, path):
     torch.manual_seed(0)
     model = nn.parallel.DistributedDataParallel(TwoHeads())
     x, y = _data()
@@ -78,19 +74,12 @@ def _worker(rank, world, port, path):
     if rank == 0:
         torch.save({k: (v, {n.removeprefix("module."): g for n, g in grads.items()}) for k, (v, grads) in out.items()},
                    path)
-    dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
+@pytest.mark.skipif(not gloo_available(), reason="needs torch.distributed with gloo")
 def test_two_ranks_equal_one_rank_with_the_global_batch(tmp_path):
     path = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(path)), nprocs=2, join=True)
+    run_on_ranks(_worker, str(path))
     two = torch.load(path)
     torch.manual_seed(0)
     model = TwoHeads()

@@ -17,6 +17,7 @@ import torch
 import mi_estimators as mie
 from mi_estimators.training import (CHECKPOINT_NAME, ImageData, TrainingDivergedError, knn_accuracy,
                                     linear_probe, load_checkpoint, parse_options)
+from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training.loop import lr_lambda
 
 TOY = Path(__file__).with_name("toy_trainer.py")  # a trainer plugin; a subprocess runs it too
@@ -164,12 +165,9 @@ def test_fit_leaves_the_callers_random_streams_alone(toy, tmp_path):
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
 
 
-def _ddp_worker(rank, world, port, toy_path, out):
+def _ddp_worker(rank, world, toy_path, out):
     """One torchrun-like rank: a stop flag raised on rank 1 only stops both ranks at the same sync
     point; the run then resumes on both ranks to the end."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
     spec = importlib.util.spec_from_file_location("toy_trainer", toy_path)
     toy = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy)
@@ -190,20 +188,11 @@ def _ddp_worker(rank, world, port, toy_path, out):
     with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
         json.dump({"codes": codes, "stopped_step": stopped["step"], "steps": m.get("steps"),
                    "world": m.get("world_size")}, fh)
-    torch.distributed.destroy_process_group()
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                    reason="needs torch.distributed with gloo")
+@pytest.mark.skipif(not gloo_available(), reason="needs torch.distributed with gloo")
 def test_two_ranks_stop_together_at_a_sync_point_and_resume(toy, tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(toy.path), str(tmp_path)), nprocs=2, join=True)
+    run_on_ranks(_ddp_worker, str(toy.path), str(tmp_path))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     # 3 steps per epoch and rank; the flag set after step 3 is all-reduced at the next sync (step 4)
     assert [r["codes"] for r in ranks] == [[128 + signal.SIGTERM]] * 2

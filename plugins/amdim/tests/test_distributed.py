@@ -3,13 +3,11 @@ loss and the gradients of one process holding the concatenated batch."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training import gather_with_grad
 from mi_estimators_amdim.objective import MultiscaleNCE
 
@@ -40,9 +38,7 @@ def _single_process(config):
     return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
-def _worker(rank, world, port, path):
-    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
-    torch.set_num_threads(1)
+def _worker(rank, world, path):
     out = {}
     for config in CONFIGS:
         model = _objective(config)
@@ -52,7 +48,6 @@ def _worker(rank, world, port, path):
         out[config] = _ddp_step(ddp, feats, world, rank)
     if rank == 0:
         torch.save(out, path)
-    dist.destroy_process_group()
 
 
 def _ddp_step(ddp, feats, world, rank):
@@ -64,17 +59,10 @@ def _ddp_step(ddp, feats, world, rank):
     return value, {k: p.grad.clone() for k, p in ddp.module.named_parameters()}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                    reason="needs torch.distributed with the gloo backend")
+@pytest.mark.skipif(not gloo_available(), reason="needs torch.distributed with the gloo backend")
 def test_two_ranks_gather_negatives_like_one_process_with_the_global_batch(tmp_path):
     path = tmp_path / "rank0.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(path)), nprocs=2, join=True)
+    run_on_ranks(_worker, str(path))
     two = torch.load(path)
     for config in CONFIGS:
         value, grads = _single_process(config)

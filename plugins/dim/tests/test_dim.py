@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import mi_estimators as mie
 from mi_estimators.cli import main as cli_main
+from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training import feature_shapes, gather_with_grad, load_dataset
 from mi_estimators_dim.encoders import DIMConvEncoder
 from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMTrainer
@@ -234,9 +233,7 @@ def _step(model, x):
     return loss.detach()
 
 
-def _worker(rank, world, port, path):
-    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
-    torch.set_num_threads(1)
+def _worker(rank, world, path):
     torch.manual_seed(0)
     model = nn.parallel.DistributedDataParallel(_objective(gamma=0.0, batch_norm=False, gather=gather_with_grad))
     loss = _step(model, _batch()[rank * B:(rank + 1) * B])
@@ -244,15 +241,11 @@ def _worker(rank, world, port, path):
     if rank == 0:
         torch.save({"loss": loss / world,
                     "grads": {k.removeprefix("module."): p.grad for k, p in model.named_parameters()}}, path)
-    dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+@pytest.mark.skipif(not gloo_available(), reason="needs gloo")
 def test_two_ranks_match_one_rank_with_the_global_batch(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(2, port, str(tmp_path / "r0.pt")), nprocs=2, join=True)
+    run_on_ranks(_worker, str(tmp_path / "r0.pt"))
     two = torch.load(tmp_path / "r0.pt")
     torch.manual_seed(0)
     model = _objective(gamma=0.0, batch_norm=False)
