@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest

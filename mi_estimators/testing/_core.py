@@ -15,7 +15,7 @@ from hypothesis.errors import HypothesisException
 
 from mi_estimators import registry
 
-__all__ = ["ConformanceError", "Subject", "require", "run", "selected"]
+__all__ = ["ConformanceError", "Subject", "require", "require_value_error", "run", "selected"]
 
 
 class ConformanceError(AssertionError):
@@ -71,6 +71,24 @@ def require(condition: Any, detail: str) -> None:
     """Fail the running property with ``detail`` unless ``condition`` (works under ``python -O``)."""
     if not condition:
         raise AssertionError(detail)
+
+
+def require_value_error(call: Callable[[], Any], what: str, words: Sequence[str],
+                        shown: Callable[[Any], str] = repr) -> None:
+    """``call()`` must raise ``ValueError`` whose message mentions one of ``words`` (any other outcome
+    fails, described with ``what``, e.g. "bound(scores) on scores with NaN"; ``shown`` renders a
+    returned value)."""
+    try:
+        out = call()
+    except ValueError as exc:
+        require(any(w in str(exc).lower() for w in words),
+                f"{what} raised ValueError({str(exc)!r}), which does not say what is wrong (expected a "
+                f"mention of {' or '.join(map(repr, words))})")
+        return
+    except Exception as exc:
+        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a ValueError saying what to fix") \
+            from exc
+    raise AssertionError(f"{what} returned {shown(out)} instead of raising ValueError")
 
 
 def selected(names: Sequence[str], skip: Iterable[str]) -> list[str]:

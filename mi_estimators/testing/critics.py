@@ -25,7 +25,7 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from mi_estimators.testing._core import Subject, require, run, selected
+from mi_estimators.testing._core import Subject, require, require_value_error, run, selected
 
 __all__ = ["CRITIC_PROPERTIES", "check_critic"]
 
@@ -97,18 +97,8 @@ def _bad_input(subject: Subject, name: str) -> None:
                  ("a 3-D x", x[:, :, None], y, ("shape", "dim")),
                  ("an integer x", x.long(), y, ("float", "dtype"))]
         for what, xb, yb, words in cases:
-            try:
-                out = critic(xb, yb)
-            except ValueError as exc:
-                require(any(w in str(exc).lower() for w in words),
-                        f"critic(x, y) with {what} raised ValueError({str(exc)!r}), which does not say what is "
-                        f"wrong (expected a mention of {' or '.join(map(repr, words))})")
-                continue
-            except Exception as exc:
-                raise AssertionError(f"critic(x, y) with {what} raised {type(exc).__name__}: {exc}, not a "
-                                     "ValueError saying what to fix") from exc
-            raise AssertionError(f"critic(x, y) with {what} returned scores of shape "
-                                 f"{tuple(getattr(out, 'shape', ()))} instead of raising ValueError")
+            require_value_error(lambda: critic(xb, yb), f"critic(x, y) with {what}", words,
+                                shown=lambda out: f"scores of shape {tuple(getattr(out, 'shape', ()))}")
 
     run(subject, name, body)
 
