@@ -2,7 +2,6 @@
 arithmetic, every registered bound (third-party and broken ones included) in a tiny quick grid,
 and the `mi-estimators validate` command."""
 
-import copy
 import json
 import math
 
@@ -160,3 +159,23 @@ def test_task_figure_has_axis_label_and_legend(tmp_path):
     finally:
         plt.Figure.savefig = real_savefig
     assert seen["ylabel"] == "MI (nats)" and "true MI" in seen["legend"]
+
+
+def test_run_estimate_script_reports_accuracy_coverage_and_time(tmp_path):
+    """validation/run_estimate.py end to end on one easy task: the summary counts its rows and the
+    report, the JSON and the plot are written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "validation" / "run_estimate.py"
+    opts = json.dumps({"steps": 100, "copula": False, "critic_options": {"hidden": 16}})
+    subprocess.run([sys.executable, str(script), "--tasks", "gauss-1x1-mi0.5", "--seeds", "0", "1", "--n", "600",
+                    "--options", opts, "--out", str(tmp_path)], check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "results.json").read_text())
+    s, rows = result["summary"], result["rows"]
+    assert s["tasks"] == 1 and s["pairs"] == len(rows) == 2 and s["ksg_run"]
+    assert s["ok_all_seeds"] == all(r["ok"] for r in rows)
+    assert all(0 < r["cpu_seconds"] and abs(r["estimate"] - r["mi"]) < 0.3 for r in rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "gauss-1x1-mi0.5" in report and "CPU: median" in report and (tmp_path / "estimate.png").stat().st_size
