@@ -12,6 +12,10 @@ N(N-1) pairs from the product of marginals (the convention of :mod:`mi_estimator
 * :class:`BilinearCritic` ``T(x, y) = xᵀ W y`` (plus, with ``quadratic=True``, ``xᵀAx + yᵀBy + c``,
   which contains the exact log density ratio of any Gaussian pair).
 
+The MLP critics take ``norm_feature=True`` to append ``‖x‖²/d`` (and ``‖y‖²/d``) to their inputs:
+the squared radius, which a ReLU or SiLU network otherwise has to build from many units, and on
+which the density ratio of rotations, spirals and radial families depends.
+
 Every critic takes ``n_models=K`` to hold K independent copies with stacked weights: then
 ``critic(x, y)`` returns ``(K, N, N)`` and one batched matrix product trains all K at once (how
 the validation suite trains one critic per bound in a single pass). Copy ``k`` behaves exactly as
@@ -29,7 +33,8 @@ from torch import Tensor, nn
 
 from mi_estimators.options import integer, positive_int
 
-__all__ = ["BilinearCritic", "ConcatCritic", "EnsembleCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack"]
+__all__ = ["BilinearCritic", "ConcatCritic", "EnsembleCritic", "MLP", "SeparableCritic", "StackedLinear", "unstack",
+           "with_norm_feature"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU,
@@ -109,14 +114,35 @@ class MLP(nn.Sequential):
         super().__init__(*modules)
 
 
-class _Critic(nn.Module):
-    """Shared input checks; subclasses implement :meth:`scores`."""
+def with_norm_feature(x: Tensor) -> Tensor:
+    """``[x, ‖x‖²/d]``: the rows of ``x`` (``(..., d)``) with their mean square appended.
 
-    def __init__(self, x_dim: int, y_dim: int, n_models: int | None):
+    >>> with_norm_feature(torch.tensor([[1.0, 3.0]])).tolist()
+    [[1.0, 3.0, 5.0]]
+    """
+    return torch.cat([x, x.pow(2).mean(-1, keepdim=True)], dim=-1)
+
+
+class _Critic(nn.Module):
+    """Shared input checks and the optional norm feature; subclasses implement :meth:`scores`.
+
+    ``config`` holds the keyword options the critic was built with (besides the dimensions and
+    ``n_models``), so that an unstacked copy is ``type(critic)(x_dim, y_dim, **critic.config)``.
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, n_models: int | None, norm_feature: bool = False, **config):
         super().__init__()
         self.x_dim = positive_int("x_dim", x_dim)
         self.y_dim = positive_int("y_dim", y_dim)
         self.n_models = None if n_models is None else positive_int("n_models", n_models)
+        self.norm_feature = bool(norm_feature)
+        self.config = dict(config, norm_feature=self.norm_feature) if norm_feature else dict(config)
+        #: the MLPs' input widths (one more column per side with the norm feature)
+        self.in_dims = (x_dim + self.norm_feature, y_dim + self.norm_feature)
+
+    def _inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = self._check(x, y)
+        return (with_norm_feature(x), with_norm_feature(y)) if self.norm_feature else (x, y)
 
     def _check(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         for name, t, d in (("x", x, self.x_dim), ("y", y, self.y_dim)):
@@ -138,7 +164,7 @@ class _Critic(nn.Module):
         ``x`` and ``y`` may also hold different numbers of rows (``(Nx, Ny)`` scores): how a large
         held-out score matrix is computed in row chunks.
         """
-        return self.scores(*self._check(x, y))
+        return self.scores(*self._inputs(x, y))
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -149,6 +175,7 @@ class SeparableCritic(_Critic):
 
     Poole et al. 2019, "On Variational Bounds of Mutual Information", arXiv:1905.06922 (the
     separable critic of their Figure 2: 2 hidden layers of 256, 32-d embedding — the defaults).
+    ``norm_feature=True`` appends ``‖x‖²/d`` and ``‖y‖²/d`` to the inputs (see the module notes).
     All N² scores cost two MLP passes over N points and one matrix product, so a held-out set
     can be scored against *all* its pairs (see :meth:`embed`).
 
@@ -161,15 +188,16 @@ class SeparableCritic(_Critic):
     """
 
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2, embed_dim: int = 32,
-                 activation: str = "relu", n_models: int | None = None):
-        super().__init__(x_dim, y_dim, n_models)
+                 activation: str = "relu", n_models: int | None = None, norm_feature: bool = False):
+        super().__init__(x_dim, y_dim, n_models, norm_feature, hidden=hidden, layers=layers, embed_dim=embed_dim,
+                         activation=activation)
         positive_int("embed_dim", embed_dim)
-        self.g = MLP(x_dim, embed_dim, hidden, layers, activation, n_models)
-        self.h = MLP(y_dim, embed_dim, hidden, layers, activation, n_models)
+        self.g = MLP(self.in_dims[0], embed_dim, hidden, layers, activation, n_models)
+        self.h = MLP(self.in_dims[1], embed_dim, hidden, layers, activation, n_models)
 
     def embed(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The embeddings ``(g(x), h(y))``; ``g(x) @ h(y).mT`` are the scores."""
-        x, y = self._check(x, y)
+        x, y = self._inputs(x, y)
         return self.g(x), self.h(y)
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:
@@ -191,10 +219,10 @@ class ConcatCritic(_Critic):
     """
 
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2,
-                 activation: str = "relu", n_models: int | None = None):
-        super().__init__(x_dim, y_dim, n_models)
+                 activation: str = "relu", n_models: int | None = None, norm_feature: bool = False):
+        super().__init__(x_dim, y_dim, n_models, norm_feature, hidden=hidden, layers=layers, activation=activation)
         positive_int("layers", layers)
-        self.f = MLP(x_dim + y_dim, 1, hidden, layers, activation, n_models)
+        self.f = MLP(sum(self.in_dims), 1, hidden, layers, activation, n_models)
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:
         first = self.f[0]
@@ -206,12 +234,14 @@ class ConcatCritic(_Critic):
             return h
 
         if self.n_models is None:
-            w_x, w_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim:]  # (H, dx), (H, dy)
+            dx = self.in_dims[0]
+            w_x, w_y = first.weight[:, :dx], first.weight[:, dx:]  # (H, dx), (H, dy)
             hx = x @ w_x.t()  # (N, H)
             hy = y @ w_y.t() + first.bias  # (N, H)
             pre = hx[:, None, :] + hy[None, :, :]  # (N, N, H): row i = x_i, column j = y_j
             return rest(pre).reshape(n, m)
-        w_x, w_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim:]  # (K, dx, H), (K, dy, H)
+        dx = self.in_dims[0]
+        w_x, w_y = first.weight[:, :dx], first.weight[:, dx:]  # (K, dx, H), (K, dy, H)
         hx = torch.matmul(x, w_x)  # (K, N, H)
         hy = torch.baddbmm(first.bias, y.expand(self.n_models, *y.shape), w_y)  # (K, N, H)
         pre = hx[:, :, None, :] + hy[:, None, :, :]  # (K, N, N, H)
@@ -233,7 +263,7 @@ class BilinearCritic(_Critic):
     """
 
     def __init__(self, x_dim: int, y_dim: int, quadratic: bool = False, n_models: int | None = None):
-        super().__init__(x_dim, y_dim, n_models)
+        super().__init__(x_dim, y_dim, n_models, quadratic=bool(quadratic))
         lead = () if n_models is None else (n_models,)
         self.quadratic = bool(quadratic)
         self.weight = nn.Parameter(torch.zeros(*lead, x_dim, y_dim))
@@ -353,7 +383,9 @@ def unstack(critic: _Critic, k: int) -> _Critic:
         raise ValueError("unstack needs a critic built with n_models=K")
     if not 0 <= k < critic.n_models:
         raise ValueError(f"k must be in [0, {critic.n_models}), got {k}")
-    single = _clone_config(critic)
+    if not isinstance(critic, (SeparableCritic, ConcatCritic, BilinearCritic)):
+        raise ValueError(f"cannot unstack a {type(critic).__name__}")
+    single = type(critic)(critic.x_dim, critic.y_dim, **critic.config)
     with torch.no_grad():
         for m_single, m_stacked in zip(single.modules(), critic.modules()):
             if isinstance(m_stacked, StackedLinear):  # (K, in, out) -> nn.Linear's (out, in)
@@ -364,20 +396,3 @@ def unstack(critic: _Critic, k: int) -> _Critic:
                 for name, p in m_single.named_parameters():
                     p.copy_(getattr(m_stacked, name)[k])
     return single.to(next(critic.parameters()).device)
-
-
-def _clone_config(critic: _Critic) -> _Critic:
-    if isinstance(critic, SeparableCritic):
-        lin = [m for m in critic.g if isinstance(m, StackedLinear)]
-        act = next((k for k, v in _ACTIVATIONS.items() if isinstance(critic.g[1], v)), "relu") \
-            if len(critic.g) > 1 else "relu"
-        return SeparableCritic(critic.x_dim, critic.y_dim, hidden=lin[0].out_features, layers=len(lin) - 1,
-                               embed_dim=lin[-1].out_features, activation=act)
-    if isinstance(critic, ConcatCritic):
-        lin = [m for m in critic.f if isinstance(m, StackedLinear)]
-        act = next(k for k, v in _ACTIVATIONS.items() if isinstance(critic.f[1], v))
-        return ConcatCritic(critic.x_dim, critic.y_dim, hidden=lin[0].out_features, layers=len(lin) - 1,
-                            activation=act)
-    if isinstance(critic, BilinearCritic):
-        return BilinearCritic(critic.x_dim, critic.y_dim, quadratic=critic.quadratic)
-    raise ValueError(f"cannot unstack a {type(critic).__name__}")

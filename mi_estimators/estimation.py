@@ -63,7 +63,7 @@ __all__ = ["Candidate", "EstimateOptions", "EstimateResult", "EstimateSettings",
 
 #: trained-critic sizes for finite samples (the rationale is in validation/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
-    "separable": {"hidden": 64, "layers": 3, "embed_dim": 32},
+    "separable": {"hidden": 64, "layers": 4, "embed_dim": 32, "activation": "silu", "norm_feature": True},
     "concat": {"hidden": 64, "layers": 2},
 }
 #: ``critic="auto"``: a concat critic up to this many columns of x and y together, separable above
@@ -106,6 +106,9 @@ class EstimateOptions:
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float = 0.0
+    #: decay of the moving average of the trained critic's weights that is monitored and kept
+    #: (None: the raw weights)
+    ema: float | None = 0.99
     eval_every: int = 100
     patience: int = 5
     val_fraction: float = 0.1
@@ -141,6 +144,7 @@ class EstimateOptions:
         check.integer("jackknife_groups", self.jackknife_groups, 0)
         check.optional(check.positive_float, "lr", self.lr)
         check.non_negative_float("weight_decay", self.weight_decay)
+        check.optional(check.unit_interval_float, "ema", self.ema, "such as 0.99", open_left=True, open_right=True)
         check.unit_interval_float("val_fraction", self.val_fraction, open_left=True, open_right=True)
         check.unit_interval_float("test_fraction", self.test_fraction, open_left=True, open_right=True)
         if self.val_fraction + self.test_fraction >= 1:
@@ -305,7 +309,7 @@ def _fit(critic: nn.Module, bound: Any, data: Splits, opts: EstimateOptions, rng
     try:
         return fit_critic(critic, bound, data.train, data.monitor, steps=opts.steps, batch=opts.batch_size,
                           lr=opts.lr, weight_decay=opts.weight_decay, eval_every=opts.eval_every,
-                          patience=opts.patience, block=opts.eval_batch, rng=rng, progress=bar)
+                          patience=opts.patience, block=opts.eval_batch, rng=rng, progress=bar, ema=opts.ema)
     finally:
         bar.close()
 

@@ -232,6 +232,17 @@ class FitResult:
     best_monitor: float
     stopped_early: bool
     history: dict[str, list[float]] = field(default_factory=dict)
+    #: whether the kept weights are the moving average (``ema``) rather than the raw weights
+    averaged: bool = False
+
+
+def _averaged(critic: nn.Module, decay: float) -> nn.Module:
+    """The exponential moving average of ``critic``'s weights with decay ``decay`` in (0, 1)."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema must be a decay in (0, 1) such as 0.99, got {decay!r}")
+    return AveragedModel(critic, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[Tensor]:
@@ -245,21 +256,30 @@ def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[T
 def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor], *,
                steps: int, batch: int, lr: float, weight_decay: float = 0.0, eval_every: int = 100,
                patience: int = 8, block: int = 4096, rng: np.random.Generator | None = None,
-               progress=None) -> FitResult:
+               progress=None, ema: float | None = None) -> FitResult:
     """Train ``critic`` with ``bound.loss`` on minibatches of ``train``; every ``eval_every`` steps
     read the bound out on the whole ``monitor`` split (:func:`held_out`), keep the best weights
     and stop after ``patience`` evaluations without improvement. The critic ends in eval mode with
-    the best weights. Raises ``ValueError`` when training diverges."""
+    the best weights. Raises ``ValueError`` when training diverges.
+
+    ``ema=β`` also keeps the exponential moving average of the weights, ``θ̄ ← β θ̄ + (1 − β) θ``
+    after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J. Control Optim. 30:838),
+    through :class:`torch.optim.swa_utils.AveragedModel`: the average smooths the minibatch noise
+    of the last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights
+    on the monitor split counts (the average lags behind in short runs)."""
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), lr, weight_decay)
+    watched = critic if ema is None else _averaged(critic, ema)
     stopper = EarlyStopping(patience)
-    history: dict[str, list[float]] = {"step": [], "train": [], "eval_step": [], "monitor": []}
+    history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     batches = _batches(train[0].shape[0], min(batch, train[0].shape[0]), rng, train[0].device)
     stopped, step = False, 0
     critic.train()
     for step in range(1, steps + 1):
         idx = next(batches)
         value = float(train_step(critic, [bound], optimizer, train[0][idx], train[1][idx])[0])
+        if watched is not critic:
+            watched.update_parameters(critic)
         if not math.isfinite(value):
             raise ValueError(f"training diverged at step {step} (the training estimate is {value}); "
                              "lower lr or use a clipped bound (smile)")
@@ -268,15 +288,29 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         if progress is not None:
             progress.update(1)
         if step % eval_every == 0 or step == steps:
-            critic.eval()
-            monitor_value = float(held_out(critic, [bound], *monitor, block, groups=0)[0][0])
+            model, monitor_value = _best_on_monitor([critic] if watched is critic else [watched.module, critic],
+                                                    bound, monitor, block)
             critic.train()
             history["eval_step"].append(step)
             history["monitor"].append(monitor_value)
+            history["averaged"].append(model is not critic)
             if progress is not None:
                 progress.set_postfix(monitor=f"{monitor_value:.3f}")
-            if stopper.update(critic, step, monitor_value):
+            if stopper.update(model, step, monitor_value):
                 stopped = step < steps
                 break
     stopper.restore(critic).eval()
-    return FitResult(stopper.best_step, stopper.best, stopped, history)
+    averaged = bool(history["averaged"][history["eval_step"].index(stopper.best_step)]) \
+        if stopper.best_step in history["eval_step"] else False
+    return FitResult(stopper.best_step, stopper.best, stopped, history, averaged)
+
+
+def _best_on_monitor(models: list[nn.Module], bound: Any, monitor: tuple[Tensor, Tensor],
+                     block: int) -> tuple[nn.Module, float]:
+    """The model with the highest bound on the monitor split (NaN counts as the lowest), and its value."""
+    scored = []
+    for model in models:
+        model.eval()
+        scored.append((float(held_out(model, [bound], *monitor, block, groups=0)[0][0]), model))
+    value, model = max(scored, key=lambda vm: vm[0] if math.isfinite(vm[0]) else -math.inf)
+    return model, value

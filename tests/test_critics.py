@@ -12,6 +12,7 @@ import mi_estimators as mie
 from mi_estimators.critics import (BilinearCritic, ConcatCritic, SeparableCritic, StackedLinear,
                                    unstack)
 
+KINDS = ["separable", "concat", "bilinear", "separable+norm", "concat+norm"]
 DIMS = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(2, 7))
 
 
@@ -22,6 +23,9 @@ def _naive_scores(critic, x, y):
     for i in range(n):
         for j in range(n):
             xi, yj = x[i:i + 1], y[j:j + 1]
+            if getattr(critic, "norm_feature", False):  # [x, mean(x²)] by hand
+                xi = torch.cat([xi, (xi ** 2).sum().reshape(1, 1) / xi.shape[1]], dim=1)
+                yj = torch.cat([yj, (yj ** 2).sum().reshape(1, 1) / yj.shape[1]], dim=1)
             if isinstance(critic, SeparableCritic):
                 out[i, j] = (critic.g(xi) * critic.h(yj)).sum()
             elif isinstance(critic, ConcatCritic):
@@ -35,6 +39,8 @@ def _naive_scores(critic, x, y):
 
 
 def _make(kind, dx, dy, **kw):
+    if kind.endswith("+norm"):
+        kind, kw = kind.removesuffix("+norm"), dict(kw, norm_feature=True, activation="silu")
     if kind == "separable":
         return SeparableCritic(dx, dy, hidden=8, embed_dim=3, **kw)
     if kind == "concat":
@@ -46,7 +52,7 @@ def _make(kind, dx, dy, **kw):
     return c
 
 
-@pytest.mark.parametrize("kind", ["separable", "concat", "bilinear"])
+@pytest.mark.parametrize("kind", KINDS)
 @given(dims=DIMS, seed=st.integers(0, 2**16))
 def test_scores_match_naive_pairwise(kind, dims, seed):
     dx, dy, n = dims
@@ -58,7 +64,7 @@ def test_scores_match_naive_pairwise(kind, dims, seed):
     torch.testing.assert_close(scores, _naive_scores(critic, x, y), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["separable", "concat", "bilinear"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_stacked_copy_k_equals_unstacked(kind):
     torch.manual_seed(0)
     stacked = _make(kind, 3, 2, n_models=4)
@@ -93,7 +99,7 @@ def test_bad_input_messages_say_how_to_fix():
         critic(torch.ones(5, 2, dtype=torch.long), torch.randn(5, 3))
 
 
-@pytest.mark.parametrize("kind", ["separable", "concat", "bilinear"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_rectangular_scores_are_row_chunks_of_the_full_matrix(kind):
     torch.manual_seed(1)
     critic = _make(kind, 3, 2)

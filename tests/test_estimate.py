@@ -1,6 +1,7 @@
 """estimate(): input checks, accuracy on an easy closed-form task, the held-out jackknife against a
 naive reference, determinism, third-party bounds, the `mi-estimators estimate` command."""
 
+import copy
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from mi_estimators import cli
 from mi_estimators.copula import EllipticalCopulaCritic
 from mi_estimators.critics import ConcatCritic, SeparableCritic
 from mi_estimators.arrays import as_array, marginal_transform
-from mi_estimators.fit import held_out, score_matrix
+from mi_estimators.fit import fit_critic, held_out, score_matrix
 from mi_estimators.io import load_array
 
 FAST = dict(steps=60, eval_every=20, critic_options={"hidden": 16}, batch_size=64)
@@ -113,6 +114,8 @@ def test_bad_options_raise(gauss):
         mie.estimate(x, y, bound="infonse")
     with pytest.raises(ValueError, match="device"):
         mie.estimate(x, y, device="tpu:x")
+    with pytest.raises(ValueError, match="ema must be a number in"):
+        mie.estimate(x, y, ema=1.0)
 
 
 def test_load_array_formats(tmp_path):
@@ -355,3 +358,37 @@ def test_crossfit_is_the_mean_over_folds_of_refit_and_read_out():
         values.append(v[0]), variances.append(e[0] ** 2), trains.append(critic.mutual_information())
     assert mi == pytest.approx(np.mean(values), abs=1e-6) and train == pytest.approx(np.mean(trains), abs=1e-9)
     assert se == pytest.approx(math.sqrt(sum(variances)) / 3, rel=1e-6)
+
+
+def test_fit_critic_keeps_the_better_of_the_moving_average_and_the_raw_weights():
+    """ema=β averages θ̄_3 = β²θ_1 + β(1−β)θ_2 + (1−β)θ_3 (the first step starts the average), θ_k
+    taken by hand from raw runs of k steps with the same start and the same batches; the kept
+    weights are whichever of θ̄_3 and θ_3 reads higher on the monitor split."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 2, generator=g)
+    y = x + 0.5 * torch.randn(200, 2, generator=g)
+    torch.manual_seed(0)
+    start = SeparableCritic(2, 2, hidden=8, embed_dim=4, norm_feature=True, activation="silu")
+    bound, monitor = mie.get("infonce"), (x[150:], y[150:])
+
+    def run(steps, ema=None):
+        critic = copy.deepcopy(start)
+        fit = fit_critic(critic, bound, (x[:150], y[:150]), monitor, steps=steps, batch=32, lr=1e-2,
+                         eval_every=steps, rng=np.random.default_rng(1), ema=ema)
+        return torch.nn.utils.parameters_to_vector(critic.parameters()).detach(), fit
+
+    def on_monitor(weights):
+        critic = copy.deepcopy(start).eval()
+        torch.nn.utils.vector_to_parameters(weights, critic.parameters())
+        return float(held_out(critic, [bound], *monitor, 4096, groups=0)[0][0])
+
+    beta = 0.6
+    raw = [run(k)[0] for k in (1, 2, 3)]
+    average = beta ** 2 * raw[0] + beta * (1 - beta) * raw[1] + (1 - beta) * raw[2]
+    assert (raw[2] - average).abs().max() > 1e-3  # the average is not the last weights
+    kept, fit = run(3, ema=beta)
+    values = {"average": on_monitor(average), "raw": on_monitor(raw[2])}
+    best = max(values, key=values.get)
+    assert fit.averaged == (best == "average") and fit.history["averaged"] == [fit.averaged]
+    assert fit.best_monitor == pytest.approx(values[best], abs=1e-5)
+    torch.testing.assert_close(kept, average if fit.averaged else raw[2], rtol=1e-5, atol=1e-6)

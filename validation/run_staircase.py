@@ -1,6 +1,11 @@
 """The full-size Poole et al. staircase for every registered bound; writes validation/staircase/.
 
     nice -n 10 .venv/bin/python validation/run_staircase.py --critic separable --steps-per-level 4000
+    nice -n 10 .venv/bin/python validation/run_staircase.py --layers 3 --out validation/staircase_smile_critic
+
+``--layers 3`` is the critic of Song & Ermon's SMILE code (its ``mlp(layers=2)`` puts two hidden
+layers after the first: three in all), the one behind their published staircase figures; Poole et
+al.'s separable critic has two (the default).
 
 Same as ``mi-estimators validate --tasks --critics separable --out validation/staircase`` but
 with the output folder named per critic, so that separable and concat runs can go separately.
@@ -19,12 +24,14 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--critic", default="separable", choices=("separable", "concat"))
     p.add_argument("--steps-per-level", type=int, default=4000)
+    p.add_argument("--layers", type=int, default=2, help="hidden layers of 256 in each MLP")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out or Path(__file__).parent / f"staircase_{a.critic}")
-    report = run_validation(tasks=(), critics=(a.critic,), staircase_steps=a.steps_per_level, device=a.device,
+    report = run_validation(tasks=(), critics=(a.critic,), staircase_steps=a.steps_per_level,
+                            staircase_layers=a.layers, device=a.device,
                             out=out, progress=True, command="python validation/run_staircase.py " + " ".join(sys.argv[1:]))
     print(summary_text(report))

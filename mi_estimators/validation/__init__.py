@@ -58,11 +58,13 @@ def _select_tasks(patterns: Sequence[str]) -> list[str]:
 
 
 def run_validation(bounds: Sequence[str] | None = None, tasks: Sequence[str] = QUICK["tasks"],
-                   critics: Sequence[str] = ("separable",), staircase_steps: int = 300, task_steps: int = 400,
+                   critics: Sequence[str] = ("separable",), staircase_steps: int = 300, staircase_layers: int = 2,
+                   task_steps: int = 400,
                    task_hidden: int = 64, eval_batches: int = 10, levels: Sequence[float] = (2, 4, 6, 8, 10),
                    seed: int = 0, device: str = "auto", out: str | Path | None = None,
                    progress: bool | None = None, command: str | None = None, threads: int | None = 1) -> dict[str, Any]:
-    """Run the staircase (for each of ``critics``; none if ``staircase_steps`` is 0) and the
+    """Run the staircase (for each of ``critics``, MLPs of ``staircase_layers`` hidden layers of 256;
+    none if ``staircase_steps`` is 0) and the
     task grid (``tasks``: registered task names or fnmatch patterns; none if empty) for every
     bound matching ``bounds``, with ``threads`` torch CPU threads (the caller's count is restored
     after). Writes ``report.md``, ``results.json`` and PNGs to ``out`` (unless None) and returns the
@@ -79,7 +81,7 @@ def run_validation(bounds: Sequence[str] | None = None, tasks: Sequence[str] = Q
                dynamic_ncols=True)
     with torch_threads(threads):
         stair_results = [run_staircase(bound_set, critic, levels=tuple(levels), steps_per_level=staircase_steps,
-                                       seed=seed, device=dev, progress=bar)
+                                       layers=staircase_layers, seed=seed, device=dev, progress=bar)
                          for critic in (critics if staircase_steps > 0 else ())]
         task_results = [run_task(registry.get(name, kind="tasks"), bound_set, steps=task_steps, hidden=task_hidden,
                                  eval_batches=eval_batches, seed=seed, device=dev, progress=bar)
