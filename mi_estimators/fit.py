@@ -253,7 +253,7 @@ def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[T
             yield order[start:start + batch]
 
 
-def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor], *,
+def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor] | None, *,
                steps: int, batch: int, lr: float, weight_decay: float = 0.0, eval_every: int = 100,
                patience: int = 8, block: int = 4096, rng: np.random.Generator | None = None,
                progress=None, ema: float | None = None) -> FitResult:
@@ -266,7 +266,10 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J. Control Optim. 30:838),
     through :class:`torch.optim.swa_utils.AveragedModel`: the average smooths the minibatch noise
     of the last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights
-    on the monitor split counts (the average lags behind in short runs)."""
+    on the monitor split counts (the average lags behind in short runs).
+
+    ``monitor=None`` trains exactly ``steps`` steps and keeps the last weights (their average with
+    ``ema``): how a refit reuses a step count that a monitored fit chose."""
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), lr, weight_decay)
     watched = critic if ema is None else _averaged(critic, ema)
@@ -287,7 +290,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         history["train"].append(value)
         if progress is not None:
             progress.update(1)
-        if step % eval_every == 0 or step == steps:
+        if monitor is not None and (step % eval_every == 0 or step == steps):
             model, monitor_value = _best_on_monitor([critic] if watched is critic else [watched.module, critic],
                                                     bound, monitor, block)
             critic.train()
@@ -299,6 +302,10 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             if stopper.update(model, step, monitor_value):
                 stopped = step < steps
                 break
+    if monitor is None:
+        critic.load_state_dict(getattr(watched, "module", critic).state_dict())
+        critic.eval()
+        return FitResult(step, math.nan, False, history, watched is not critic)
     stopper.restore(critic).eval()
     averaged = bool(history["averaged"][history["eval_step"].index(stopper.best_step)]) \
         if stopper.best_step in history["eval_step"] else False

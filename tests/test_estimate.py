@@ -392,3 +392,35 @@ def test_fit_critic_keeps_the_better_of_the_moving_average_and_the_raw_weights()
     assert fit.averaged == (best == "average") and fit.history["averaged"] == [fit.averaged]
     assert fit.best_monitor == pytest.approx(values[best], abs=1e-5)
     torch.testing.assert_close(kept, average if fit.averaged else raw[2], rtol=1e-5, atol=1e-6)
+
+
+def test_a_separable_trained_winner_is_cross_fitted_and_a_concat_one_is_not(monkeypatch):
+    """y = x² + noise (not elliptical: the trained critic wins). Each fold's refit trains without a
+    monitor for the kept step count scaled by its rows, keeping the average if the fit kept it."""
+    import mi_estimators.estimation as est
+
+    calls = []
+
+    def spy(critic, bound, train, monitor, **kw):
+        out = fit_critic(critic, bound, train, monitor, **kw)
+        calls.append(dict(rows=len(train[0]), monitored=monitor is not None, steps=kw["steps"], ema=kw["ema"],
+                          best_step=out.best_step, averaged=out.averaged))
+        return out
+
+    monkeypatch.setattr(est, "fit_critic", spy)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 2))
+    y = x ** 2 + 0.3 * rng.normal(size=(1500, 2))
+    r = mie.estimate(x, y, seed=0, steps=300, eval_every=50, critic_options={"hidden": 16})
+    assert r.settings.chosen_critic == "trained" and r.settings.read_out_folds == 5
+    first, refits = calls[0], calls[1:]
+    assert first["monitored"] and len(refits) == 5 and not any(c["monitored"] for c in refits)
+    for c in refits:  # 4/5 of 1,500 rows against the 1,050 training rows of the monitored fit
+        assert c["rows"] == 1200 and c["steps"] == round(first["best_step"] * 1200 / r.settings.n_train)
+        assert c["ema"] == (0.99 if first["averaged"] else None)
+    assert r.ci[0] < r.mi < r.ci[1] and r.mi > 0.5
+
+    calls.clear()
+    r1 = mie.estimate(x[:, :1], y[:, :1], seed=0, steps=100, eval_every=50, critic_options={"hidden": 8})
+    assert r1.settings.options.critic == "concat" and r1.settings.read_out_folds in (1, 5)
+    assert r1.settings.read_out_folds == (5 if r1.settings.chosen_critic == "copula" else 1) and len(calls) == 1
