@@ -58,7 +58,7 @@ from mi_estimators.arrays import check_pair, marginal_mode, marginal_transform
 from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit_dispersion, rank_grid, t_scores
 from mi_estimators.critics import EnsembleCritic
 from mi_estimators.device import resolve_device
-from mi_estimators.fit import FitResult, fit_critic, held_out, seeded, threads
+from mi_estimators.fit import FitResult, fit_critic, flush_denormals, held_out, seeded, threads
 
 __all__ = ["Candidate", "EstimateOptions", "EstimateResult", "EstimateSettings", "Splits", "auto_critic",
            "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
@@ -344,12 +344,12 @@ def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generato
 def _trained_refit(bound: Any, opts: EstimateOptions, fit: FitResult, n_train: int, rng: np.random.Generator,
                    device: torch.device) -> Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]]:
     """``refit(x, y)`` of a trained candidate: a fresh critic trained without a monitor for the step
-    count early stopping kept, scaled by the rows it gets (the same number of epochs), keeping the
-    moving average of its weights when the monitored fit kept it."""
+    count early stopping kept, scaled by the rows it gets (the same number of epochs) and at most
+    ``opts.steps``, keeping the moving average of its weights when the monitored fit kept it."""
     def refit(x: np.ndarray, y: np.ndarray) -> tuple[nn.Module, float]:
         xt, yt = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in (x, y))
         critic = _critic(opts, x.shape[1], y.shape[1]).to(device)
-        steps = max(1, round(fit.best_step * len(x) / n_train))
+        steps = max(1, min(opts.steps, round(fit.best_step * len(x) / n_train)))
         fit_critic(critic, bound, (xt, yt), None, steps=steps, batch=opts.batch_size, lr=opts.lr,
                    weight_decay=opts.weight_decay, rng=rng, ema=opts.ema if fit.averaged else None)
         return critic, _train_value(critic, bound, Splits((xt, yt), None, None), opts)
@@ -474,7 +474,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     x, y = check_pair(x, y)
     opts = opts.resolve(x.shape[1], y.shape[1])
     device = resolve_device(opts.device)
-    with threads(opts.threads), seeded(opts.seed):
+    with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         data = split(x, y, opts, rng, device)
         trained, history = train_candidate(data, opts, rng, device)
