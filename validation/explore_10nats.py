@@ -8,7 +8,7 @@ Prints the estimate, its stderr and the kept step, the monitor curve, then for t
 critic on the fresh set: E_P[T], log E_Q[e^T] over all off-diagonal pairs, and the read-outs of
 SMILE (tau = 5), DV (SMILE without clip), InfoNCE and NWJ. The fresh set is standardised with its
 own mean and sd, so run it with ``standardize="zscore"`` for the diagnosis to apply, and with
-``"gaussian": false`` to diagnose the trained critic rather than the Gaussian-copula one.
+``"copula": false`` to diagnose the trained critic rather than the Gaussian-copula one.
 """
 
 from __future__ import annotations
