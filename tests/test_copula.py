@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -59,6 +59,10 @@ def _rank_k_dispersion(cov: np.ndarray, dx: int, k: int) -> np.ndarray:
 def test_rank_k_scores_are_the_ratio_of_the_rank_k_dispersion(spec, df, data):
     cov, dx, _ = spec
     k = data.draw(st.integers(0, min(dx, cov.shape[0] - dx)))
+    rho = Canonical.of(cov, dx).rho
+    # with a tie at the cut (rho_k = rho_k+1) the k leading pairs are any basis of the tied
+    # subspace, and two SVDs may pick different ones (both right): the comparison needs a gap
+    assume(k in (0, len(rho)) or rho[k - 1] - rho[k] > 1e-6)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31 - 1)))
     x, y = rng.normal(size=(3, dx)), rng.normal(size=(4, cov.shape[0] - dx))
     critic = EllipticalCopulaCritic(Canonical.of(cov, dx), df, rank=k)
