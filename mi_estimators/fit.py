@@ -278,8 +278,8 @@ class _MovingAverage:
         self._update, self._count = get_ema_multi_avg_fn(decay), 0
 
     @torch.no_grad()
-    def update_parameters(self, critic: nn.Module) -> None:
-        """One step of the average with ``critic``'s current weights (the critic it was made from)."""
+    def update(self) -> None:
+        """One step of the average with the current weights of the critic it was made from."""
         if self._count == 0:
             for a, b in zip(self._average, self._current):
                 a.copy_(b)
@@ -306,27 +306,27 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     the best weights. Raises ``ValueError`` when training diverges.
 
     ``ema=β`` also keeps the exponential moving average of the weights, ``θ̄ ← β θ̄ + (1 − β) θ``
-    after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J. Control Optim. 30:838),
-    (:class:`_MovingAverage`): the average smooths the minibatch noise
-    of the last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights
+    after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J. Control Optim. 30:838;
+    :class:`_MovingAverage`): the average smooths the minibatch noise of the last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights
     on the monitor split counts (the average lags behind in short runs).
 
     ``monitor=None`` trains exactly ``steps`` steps and keeps the last weights (their average with
     ``ema``): how a refit reuses a step count that a monitored fit chose."""
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), lr, weight_decay)
-    watched = critic if ema is None else _MovingAverage(critic, ema)
+    average = None if ema is None else _MovingAverage(critic, ema)
+    models = [critic] if average is None else [average.module, critic]  # candidates at each evaluation
     stopper = EarlyStopping(patience)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     batches = _batches(train[0].shape[0], min(batch, train[0].shape[0]), rng, train[0].device)
-    stopped, step = False, 0
+    stopped, step, averaged = False, 0, False
     critic.train()
     for step in range(1, steps + 1):
         idx = next(batches)
         with finite_checks(False):  # a NaN/Inf score makes the value below non-finite: checked there
             value = float(train_step(critic, [bound], optimizer, train[0][idx], train[1][idx])[0])
-        if watched is not critic:
-            watched.update_parameters(critic)
+        if average is not None:
+            average.update()
         if not math.isfinite(value):
             raise ValueError(f"training diverged at step {step} (the training estimate is {value}); "
                              "lower lr or use a clipped bound (smile)")
@@ -335,24 +335,25 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         if progress is not None:
             progress.update(1)
         if monitor is not None and (step % eval_every == 0 or step == steps):
-            model, monitor_value = _best_on_monitor([critic] if watched is critic else [watched.module, critic],
-                                                    bound, monitor, block)
+            model, monitor_value = _best_on_monitor(models, bound, monitor, block)
             critic.train()
             history["eval_step"].append(step)
             history["monitor"].append(monitor_value)
             history["averaged"].append(model is not critic)
             if progress is not None:
                 progress.set_postfix(monitor=f"{monitor_value:.3f}")
-            if stopper.update(model, step, monitor_value):
+            done = stopper.update(model, step, monitor_value)
+            if stopper.best_step == step:
+                averaged = model is not critic
+            if done:
                 stopped = step < steps
                 break
     if monitor is None:
-        critic.load_state_dict(getattr(watched, "module", critic).state_dict())
+        if average is not None:
+            critic.load_state_dict(average.module.state_dict())
         critic.eval()
-        return FitResult(step, math.nan, False, history, watched is not critic)
+        return FitResult(step, math.nan, False, history, average is not None)
     stopper.restore(critic).eval()
-    averaged = bool(history["averaged"][history["eval_step"].index(stopper.best_step)]) \
-        if stopper.best_step in history["eval_step"] else False
     return FitResult(stopper.best_step, stopper.best, stopped, history, averaged)
 
 
