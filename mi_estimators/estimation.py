@@ -13,6 +13,10 @@ The procedure, each step a function below and every setting a field of :class:`E
 3. :func:`train_candidate`: a critic (``critic="auto"``: concat for 1+1 columns, separable above)
    trained on minibatches of the training split with ``bound.loss`` (InfoNCE by default), early
    stopping on the bound's value on the monitor split (:func:`mi_estimators.fit.fit_critic`).
+   When both sides have at least ``CANONICAL_MIN_DIM`` columns, the same critic is also trained on
+   each side's k leading canonical variates of the training rows plus its mean square, for each k
+   of ``canonical_ranks`` (:class:`~mi_estimators.critics.ProjectedCritic`): far fewer weights to
+   fit when the dependence lives in a few directions of wide data.
 4. :func:`choose`: the candidate with the larger value on the monitor split (never the test split,
    which would bias the estimate upwards). With ``ensemble=K > 1`` a winning trained critic is
    averaged with K − 1 more trained from other seeds.
@@ -56,12 +60,12 @@ from mi_estimators import options as check
 from mi_estimators import registry
 from mi_estimators.arrays import check_pair, marginal_mode, marginal_transform
 from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit_dispersion, rank_grid, t_scores
-from mi_estimators.critics import EnsembleCritic
+from mi_estimators.critics import EnsembleCritic, ProjectedCritic
 from mi_estimators.device import resolve_device
 from mi_estimators.fit import FitResult, fit_critic, flush_denormals, held_out, seeded, threads
 
 __all__ = ["Candidate", "EstimateOptions", "EstimateResult", "EstimateSettings", "Splits", "auto_critic",
-           "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
+           "canonical_candidates", "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
 
 #: trained-critic sizes for finite samples (the rationale is in validation/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
@@ -78,6 +82,8 @@ AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
 #: trained critics whose winner is read out on the test split rather than cross-fitted: the concat
 #: critic scores B² pairs per step, so refitting it on every fold would cost several times the budget
 NOT_CROSSFIT = frozenset({"concat"})
+#: the canonical-variate candidates (``canonical_ranks``) run when both sides have this many columns
+CANONICAL_MIN_DIM = 10
 #: the copula candidate needs at least this many training rows per column of x and y together
 COPULA_MIN_ROWS_PER_DIM = 10
 #: the trained critic's training value is its bound on all pairs of this many training rows
@@ -129,6 +135,9 @@ class EstimateOptions:
     ensemble: int = 1
     #: cross-fit the read-out of a closed-form (copula) winner over this many folds (1: no)
     folds: int = 5
+    #: also train the critic on each side's k leading canonical variates (plus its mean square) for
+    #: each k here, when both sides have at least ``CANONICAL_MIN_DIM`` columns (``()``: never)
+    canonical_ranks: tuple[int, ...] = (2, 4)
     device: str | torch.device | None = "auto"
     seed: int | None = 0
     #: a tqdm bar (None: when stderr is a terminal)
@@ -142,6 +151,11 @@ class EstimateOptions:
             if not isinstance(value, Mapping):
                 raise ValueError(f"{name} must be a dict of keyword options, got {type(value).__name__}")
             object.__setattr__(self, name, dict(value))
+        if isinstance(self.canonical_ranks, (str, bytes)) or not hasattr(self.canonical_ranks, "__iter__"):
+            raise ValueError(f"canonical_ranks must be a tuple of positive ints such as (2, 4), got "
+                             f"{self.canonical_ranks!r}")
+        object.__setattr__(self, "canonical_ranks", tuple(check.positive_int("canonical_ranks", k)
+                                                          for k in self.canonical_ranks))
         for name in ("steps", "eval_every", "patience", "ensemble", "folds"):
             check.positive_int(name, getattr(self, name))
         for name in ("batch_size", "eval_batch", "threads"):
@@ -192,7 +206,8 @@ class EstimateSettings:
     n_train: int
     n_val: int
     n_test: int
-    #: the candidate read out on the test split: "copula" or "trained"
+    #: the candidate read out on the test split: "copula", "trained" or "trained-canonical-k" (the
+    #: trained critic on each side's k leading canonical variates)
     chosen_critic: str
     #: the bound read out on the test split (``dv`` for the copula candidate)
     read_out: str
@@ -229,7 +244,7 @@ class EstimateResult:
     def __str__(self) -> str:
         s = self.settings
         chosen = (f"[chosen: {_copula_name(s.copula)} critic, DV read-out] " if s.chosen_critic == "copula"
-                  else f"[chosen: trained {_name(s.options.critic)} critic, {_name(s.options.bound)} read-out] ")
+                  else f"[chosen: {s.chosen_critic} {_name(s.options.critic)} critic, {_name(s.options.bound)} read-out] ")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
                 f"{self.ci[1]:.4f}])  {chosen}n_train={s.n_train} n_test={s.n_test}")
 
@@ -325,30 +340,57 @@ def _train_value(critic: nn.Module, bound: Any, data: Splits, opts: EstimateOpti
     return float(held_out(critic, [bound], x, y, opts.eval_batch, groups=0)[0][0])
 
 
-def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generator,
-                    device: torch.device) -> tuple[Candidate, dict]:
-    """The critic of ``opts.critic`` trained with ``opts.bound`` (early stopping on the monitor
-    split), and the training history."""
+def _canonical_critic(opts: EstimateOptions, x: Tensor, y: Tensor, rank: int | None) -> nn.Module:
+    """The critic of ``opts`` for the columns of ``(x, y)`` (``rank`` None), or that critic on the
+    ``rank`` leading canonical variates of the rows ``(x, y)`` plus each side's mean square."""
+    if rank is None:
+        return _critic(opts, x.shape[1], y.shape[1])
+    r = fit_dispersion(torch.cat([x, y], 1).detach().cpu().double().numpy(), math.inf)
+    canon = Canonical.of(r, x.shape[1])
+    k = min(rank, len(canon.rho))
+    inner = _critic(dataclasses.replace(opts, critic_options=dict(opts.critic_options, norm_feature=False)),
+                    k + 1, k + 1)
+    return ProjectedCritic(inner, *(torch.as_tensor(a[:k], dtype=x.dtype, device=x.device)
+                                    for a in (canon.ax, canon.by)))
+
+
+def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generator, device: torch.device,
+                    rank: int | None = None) -> tuple[Candidate, dict]:
+    """The critic of ``opts.critic`` (on the ``rank`` leading canonical variates of the training
+    rows, with ``rank``) trained with ``opts.bound``, early stopping on the monitor split; and the
+    training history."""
     bound = _bound(opts, device)
-    critic = _critic(opts, data.train[0].shape[1], data.train[1].shape[1]).to(device)
+    critic = _canonical_critic(opts, *data.train, rank).to(device)
     fit = _fit(critic, bound, data, opts, rng)
     info = dict(best_step=fit.best_step, stopped_early=fit.stopped_early, steps_run=fit.history["step"][-1],
-                averaged=fit.averaged)
-    refit = _trained_refit(bound, opts, fit, len(data.train[0]), rng, device) \
+                averaged=fit.averaged, rank=rank)
+    refit = _trained_refit(bound, opts, fit, len(data.train[0]), rng, device, rank) \
         if isinstance(opts.critic, str) and opts.critic not in NOT_CROSSFIT else None
-    candidate = Candidate("trained", critic, bound, fit.best_monitor, _train_value(critic, bound, data, opts), info,
-                          refit)
+    name = "trained" if rank is None else f"trained-canonical-{rank}"
+    candidate = Candidate(name, critic, bound, fit.best_monitor, _train_value(critic, bound, data, opts), info, refit)
     return candidate, fit.history
 
 
+def canonical_candidates(data: Splits, opts: EstimateOptions, rng: np.random.Generator,
+                         device: torch.device) -> list[Candidate]:
+    """:func:`train_candidate` on the k leading canonical variates for each k of
+    ``opts.canonical_ranks`` below the narrower side's width, when both sides have at least
+    ``CANONICAL_MIN_DIM`` columns and the critic is given by name; else none."""
+    dims = [a.shape[1] for a in data.train]
+    if not isinstance(opts.critic, str) or min(dims) < CANONICAL_MIN_DIM:
+        return []
+    return [train_candidate(data, opts, rng, device, k)[0] for k in opts.canonical_ranks if k < min(dims)]
+
+
 def _trained_refit(bound: Any, opts: EstimateOptions, fit: FitResult, n_train: int, rng: np.random.Generator,
-                   device: torch.device) -> Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]]:
-    """``refit(x, y)`` of a trained candidate: a fresh critic trained without a monitor for the step
-    count early stopping kept, scaled by the rows it gets (the same number of epochs) and at most
-    ``opts.steps``, keeping the moving average of its weights when the monitored fit kept it."""
+                   device: torch.device, rank: int | None) -> Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]]:
+    """``refit(x, y)`` of a trained candidate: a fresh critic (on the canonical variates of the new
+    rows, with ``rank``) trained without a monitor for the step count early stopping kept, scaled
+    by the rows it gets (the same number of epochs) and at most ``opts.steps``, keeping the moving
+    average of its weights when the monitored fit kept it."""
     def refit(x: np.ndarray, y: np.ndarray) -> tuple[nn.Module, float]:
         xt, yt = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in (x, y))
-        critic = _critic(opts, x.shape[1], y.shape[1]).to(device)
+        critic = _canonical_critic(opts, xt, yt, rank).to(device)
         steps = max(1, min(opts.steps, round(fit.best_step * len(x) / n_train)))
         fit_critic(critic, bound, (xt, yt), None, steps=steps, batch=opts.batch_size, lr=opts.lr,
                    weight_decay=opts.weight_decay, rng=rng, ema=opts.ema if fit.averaged else None)
@@ -359,12 +401,12 @@ def _trained_refit(bound: Any, opts: EstimateOptions, fit: FitResult, n_train: i
 def ensemble(candidate: Candidate, data: Splits, opts: EstimateOptions, device: torch.device) -> Candidate:
     """A trained candidate averaged with ``opts.ensemble − 1`` more critics trained from other seeds
     (:class:`~mi_estimators.critics.EnsembleCritic`); other candidates as they are."""
-    if candidate.name != "trained" or opts.ensemble == 1:
+    if candidate.name == "copula" or opts.ensemble == 1:
         return candidate
     members = [candidate.critic]
     for k in range(1, opts.ensemble):
         with seeded(None if opts.seed is None else opts.seed + 1000 * k):
-            critic = _critic(opts, *(a.shape[1] for a in data.train)).to(device)
+            critic = _canonical_critic(opts, *data.train, candidate.info["rank"]).to(device)
         _fit(critic, candidate.bound, data, opts, np.random.default_rng([opts.seed or 0, k]))
         members.append(critic)
     critic = EnsembleCritic(members).eval()
@@ -478,7 +520,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         rng = np.random.default_rng(opts.seed)
         data = split(x, y, opts, rng, device)
         trained, history = train_candidate(data, opts, rng, device)
-        candidates = [trained] + copula_candidate(data, opts)
+        candidates = [trained] + canonical_candidates(data, opts, rng, device) + copula_candidate(data, opts)
         chosen = ensemble(choose(candidates), data, opts, device)
         folds = opts.folds if chosen.refit is not None else 1
         if folds > 1:
