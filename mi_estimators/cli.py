@@ -176,9 +176,9 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not consider the closed-form Gaussian and Student-t copula critics (report the trained one)")
     p.add_argument("--ensemble", type=int, default=1,
                    help="average a winning trained critic with N - 1 more from other seeds (default 1)")
-    p.add_argument("--canonical-ranks", type=int, nargs="*", default=[2, 4], metavar="K",
-                   help="with >= 10 columns a side, also train the critic on the K leading canonical variates "
-                        "of each side, for each K (default 2 4; none given: off)")
+    p.add_argument("--no-canonical", dest="canonical", action="store_false",
+                   help="train the critic on all columns even where the copula keeps few canonical pairs of "
+                        "wide data (by default it takes those pairs' variates and each side's mean square)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=1,
@@ -196,7 +196,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     y = load_array(args.y or args.x, args.y_cols, args.y_key)
     result = estimate(x, y, bound=args.bound, critic=args.critic, steps=args.steps, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, device=args.device, standardize=args.standardize,
-                      copula=args.copula, ensemble=args.ensemble, canonical_ranks=tuple(args.canonical_ranks),
+                      copula=args.copula, ensemble=args.ensemble, canonical=args.canonical,
                       threads=args.threads)
     if args.json:
         settings = dataclasses.asdict(result.settings)

@@ -13,10 +13,12 @@ The procedure, each step a function below and every setting a field of :class:`E
 3. :func:`train_candidate`: a critic (``critic="auto"``: concat for 1+1 columns, separable above)
    trained on minibatches of the training split with ``bound.loss`` (InfoNCE by default), early
    stopping on the bound's value on the monitor split (:func:`mi_estimators.fit.fit_critic`).
-   When both sides have at least ``CANONICAL_MIN_DIM`` columns, the same critic is also trained on
-   each side's k leading canonical variates of the training rows plus its mean square, for each k
-   of ``canonical_ranks`` (:class:`~mi_estimators.critics.ProjectedCritic`): far fewer weights to
-   fit when the dependence lives in a few directions of wide data.
+   On wide data whose copula candidate keeps few canonical pairs (both sides at least
+   ``CANONICAL_MIN_DIM`` columns, 1 <= k <= ``CANONICAL_MAX_FRACTION`` of the narrower side), the
+   critic takes each side's k leading canonical variates of the training rows plus its mean square
+   instead of all columns (``canonical=True``, :class:`~mi_estimators.critics.ProjectedCritic`):
+   2k + 2 inputs instead of d_x + d_y, far fewer weights to fit from a few thousand rows, where the
+   linear analysis says the dependence lives in a few directions.
 4. :func:`choose`: the candidate with the larger value on the monitor split (never the test split,
    which would bias the estimate upwards). With ``ensemble=K > 1`` a winning trained critic is
    averaged with K − 1 more trained from other seeds.
@@ -65,7 +67,7 @@ from mi_estimators.device import resolve_device
 from mi_estimators.fit import FitResult, fit_critic, flush_denormals, held_out, seeded, threads
 
 __all__ = ["Candidate", "EstimateOptions", "EstimateResult", "EstimateSettings", "Splits", "auto_critic",
-           "canonical_candidates", "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
+           "canonical_rank", "choose", "copula_candidate", "estimate", "read_out", "split", "train_candidate"]
 
 #: trained-critic sizes for finite samples (the rationale is in validation/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
@@ -82,8 +84,10 @@ AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
 #: trained critics whose winner is read out on the test split rather than cross-fitted: the concat
 #: critic scores B² pairs per step, so refitting it on every fold would cost several times the budget
 NOT_CROSSFIT = frozenset({"concat"})
-#: the canonical-variate candidates (``canonical_ranks``) run when both sides have this many columns
+#: ``canonical=True`` reduces the trained critic's inputs to the copula's k canonical pairs when both
+#: sides have this many columns and k is at most this fraction of the narrower side
 CANONICAL_MIN_DIM = 10
+CANONICAL_MAX_FRACTION = 0.25
 #: the copula candidate needs at least this many training rows per column of x and y together
 COPULA_MIN_ROWS_PER_DIM = 10
 #: the trained critic's training value is its bound on all pairs of this many training rows
@@ -135,9 +139,9 @@ class EstimateOptions:
     ensemble: int = 1
     #: cross-fit the read-out of a closed-form (copula) winner over this many folds (1: no)
     folds: int = 5
-    #: also train the critic on each side's k leading canonical variates (plus its mean square) for
-    #: each k here, when both sides have at least ``CANONICAL_MIN_DIM`` columns (``()``: never)
-    canonical_ranks: tuple[int, ...] = (2, 4)
+    #: on wide data whose copula keeps few canonical pairs, train the critic on those pairs'
+    #: variates and each side's mean square instead of all columns (module docstring, step 3)
+    canonical: bool = True
     device: str | torch.device | None = "auto"
     seed: int | None = 0
     #: a tqdm bar (None: when stderr is a terminal)
@@ -151,11 +155,6 @@ class EstimateOptions:
             if not isinstance(value, Mapping):
                 raise ValueError(f"{name} must be a dict of keyword options, got {type(value).__name__}")
             object.__setattr__(self, name, dict(value))
-        if isinstance(self.canonical_ranks, (str, bytes)) or not hasattr(self.canonical_ranks, "__iter__"):
-            raise ValueError(f"canonical_ranks must be a tuple of positive ints such as (2, 4), got "
-                             f"{self.canonical_ranks!r}")
-        object.__setattr__(self, "canonical_ranks", tuple(check.positive_int("canonical_ranks", k)
-                                                          for k in self.canonical_ranks))
         for name in ("steps", "eval_every", "patience", "ensemble", "folds"):
             check.positive_int(name, getattr(self, name))
         for name in ("batch_size", "eval_batch", "threads"):
@@ -371,15 +370,15 @@ def train_candidate(data: Splits, opts: EstimateOptions, rng: np.random.Generato
     return candidate, fit.history
 
 
-def canonical_candidates(data: Splits, opts: EstimateOptions, rng: np.random.Generator,
-                         device: torch.device) -> list[Candidate]:
-    """:func:`train_candidate` on the k leading canonical variates for each k of
-    ``opts.canonical_ranks`` below the narrower side's width, when both sides have at least
-    ``CANONICAL_MIN_DIM`` columns and the critic is given by name; else none."""
-    dims = [a.shape[1] for a in data.train]
-    if not isinstance(opts.critic, str) or min(dims) < CANONICAL_MIN_DIM:
-        return []
-    return [train_candidate(data, opts, rng, device, k)[0] for k in opts.canonical_ranks if k < min(dims)]
+def canonical_rank(copulas: list[Candidate], data: Splits, opts: EstimateOptions) -> int | None:
+    """The rank k whose canonical variates the trained critic takes (module docstring, step 3):
+    the copula candidate's k on wide data where ``1 <= k <= CANONICAL_MAX_FRACTION · min(d_x, d_y)``;
+    else None (all columns)."""
+    narrow = min(a.shape[1] for a in data.train)
+    if not (opts.canonical and copulas and narrow >= CANONICAL_MIN_DIM):
+        return None
+    k = int(copulas[0].info["rank"])
+    return k if 1 <= k <= CANONICAL_MAX_FRACTION * narrow else None
 
 
 def _trained_refit(bound: Any, opts: EstimateOptions, fit: FitResult, n_train: int, rng: np.random.Generator,
@@ -519,8 +518,9 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         data = split(x, y, opts, rng, device)
-        trained, history = train_candidate(data, opts, rng, device)
-        candidates = [trained] + canonical_candidates(data, opts, rng, device) + copula_candidate(data, opts)
+        copulas = copula_candidate(data, opts)
+        trained, history = train_candidate(data, opts, rng, device, canonical_rank(copulas, data, opts))
+        candidates = [trained] + copulas
         chosen = ensemble(choose(candidates), data, opts, device)
         folds = opts.folds if chosen.refit is not None else 1
         if folds > 1:

@@ -442,45 +442,45 @@ def _two_coupled_pairs(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def test_canonical_candidates_train_on_the_leading_canonical_variates_of_wide_data(monkeypatch):
-    """Both sides >= CANONICAL_MIN_DIM columns: the critic is also trained on k canonical variates
-    plus the mean square, for each k of canonical_ranks below the width; the projection's first
-    pair has the leading canonical correlation of the training rows (a naive eigenproblem)."""
+def test_the_trained_critic_takes_the_copulas_canonical_variates_on_wide_low_rank_data(monkeypatch):
+    """Both sides >= CANONICAL_MIN_DIM columns and a copula of rank 2: the trained critic takes the
+    2 leading canonical variates plus each side's mean square; the projection's pairs have the
+    leading canonical correlations of the training rows (a naive eigenproblem)."""
     import mi_estimators.estimation as est
 
     built = []
     make = est._canonical_critic
-
-    def spy(opts, x, y, rank):
-        critic = make(opts, x, y, rank)
-        built.append((rank, critic, x.numpy().copy(), y.numpy().copy()))
-        return critic
-
-    monkeypatch.setattr(est, "_canonical_critic", spy)
-    x, y = _two_coupled_pairs(1500, 10)
-    r = mie.estimate(x, y, seed=0, canonical_ranks=(2, 4, 10), **FAST)
-    assert {"trained", "trained-canonical-2", "trained-canonical-4", "copula"} == set(r.settings.monitor)
-    rank, critic, xt, yt = next(b for b in built if b[0] == 2)
-    assert isinstance(critic, mie.critics.ProjectedCritic) and critic.px.shape == (2, 10) == critic.py.shape
-    assert critic.critic.in_dims == (3, 3)  # 2 variates + the mean square, no second norm feature
+    monkeypatch.setattr(est, "_canonical_critic", lambda opts, x, y, rank: built.append(
+        (make(opts, x, y, rank), x.numpy().copy(), y.numpy().copy())) or built[-1][0])
+    x, y = _two_coupled_pairs(1500, 12)
+    r = mie.estimate(x, y, seed=0, **FAST)
+    k = r.settings.copula["rank"]  # 2 coupled pairs; at most a quarter of 12
+    assert 2 <= k <= 3 and set(r.settings.monitor) == {f"trained-canonical-{k}", "copula"}
+    critic, xt, yt = built[0]
+    assert isinstance(critic, mie.critics.ProjectedCritic) and critic.px.shape == (k, 12) == critic.py.shape
+    assert critic.critic.in_dims == (k + 1, k + 1)  # k variates + the mean square, no second norm feature
     a, b = xt @ critic.px.double().numpy().T, yt @ critic.py.double().numpy().T
     s = np.cov(np.hstack([xt, yt]).T)
-    sxx, sxy, syy = s[:10, :10], s[:10, 10:], s[10:, 10:]
+    sxx, sxy, syy = s[:12, :12], s[:12, 12:], s[12:, 12:]
     top = np.sort(np.linalg.eigvals(np.linalg.solve(sxx, sxy) @ np.linalg.solve(syy, sxy.T)).real)[::-1]
     assert np.corrcoef(a[:, 0], b[:, 0])[0, 1] == pytest.approx(math.sqrt(top[0]), abs=1e-4)
     assert np.corrcoef(a[:, 1], b[:, 1])[0, 1] == pytest.approx(math.sqrt(top[1]), abs=1e-4)
-    assert abs(np.corrcoef(a.T)[0, 1]) < 1e-4 and np.var(a, axis=0) == pytest.approx([1, 1], abs=2e-3)
+    assert abs(np.corrcoef(a.T)[0, 1]) < 1e-4 and np.var(a, axis=0) == pytest.approx([1] * k, abs=2e-3)
 
 
-@pytest.mark.parametrize("width, options", [(9, {}), (10, {"canonical_ranks": ()}),
-                                            (10, {"critic": "module"})])
-def test_no_canonical_candidates_for_narrow_data_when_off_or_for_a_module(width, options):
-    x, y = _two_coupled_pairs(800, width)
+@pytest.mark.parametrize("width, options", [(9, {}), (10, {"canonical": False}), (10, {"copula": False}),
+                                            (10, {"critic": "module"}), (10, {"dense": True})])
+def test_all_columns_for_narrow_or_dense_data_when_off_or_for_a_module(width, options):
+    """Narrow data, canonical=False, no copula, a critic given as a module, or a copula keeping more
+    than a quarter of the pairs (here all 10: every pair coupled): the critic takes every column."""
+    x, y = _two_coupled_pairs(1000, width)
+    if options.pop("dense", False):
+        y = 0.8 * x + 0.6 * y
     if options.get("critic") == "module":
         options = {"critic": SeparableCritic(width, width, hidden=8)}
     fast = dict(FAST, critic_options={}) if "critic" in options else FAST
     r = mie.estimate(x, y, seed=0, **fast, **options)
-    assert not any(name.startswith("trained-canonical") for name in r.settings.monitor)
+    assert "trained" in r.settings.monitor and not any(k.startswith("trained-canonical") for k in r.settings.monitor)
 
 
 def test_a_canonical_winner_is_cross_fitted_with_directions_refitted_on_each_fold(monkeypatch):
@@ -490,19 +490,13 @@ def test_a_canonical_winner_is_cross_fitted_with_directions_refitted_on_each_fol
     make = est._canonical_critic
     monkeypatch.setattr(est, "_canonical_critic", lambda opts, x, y, rank: rows.append((rank, len(x))) or
                         make(opts, x, y, rank))
-    monkeypatch.setattr(est, "choose", lambda cands: next(c for c in cands if c.name == "trained-canonical-2"))
-    x, y = _two_coupled_pairs(1000, 10)
-    r = mie.estimate(x, y, seed=0, canonical_ranks=(2,), **FAST)
-    assert r.settings.chosen_critic == "trained-canonical-2" and r.settings.read_out_folds == 5
-    assert rows[-5:] == [(2, 800)] * 5 and isinstance(r.critic, mie.critics.ProjectedCritic)
-    assert r.ci[0] < r.mi < r.ci[1] and "trained-canonical-2 separable critic" in str(r)
-
-
-@pytest.mark.parametrize("ranks, match", [("2", "canonical_ranks must be a tuple"), ((0,), "canonical_ranks"),
-                                          ((2.5,), "canonical_ranks"), (2, "canonical_ranks must be a tuple")])
-def test_bad_canonical_ranks_raise(ranks, match):
-    with pytest.raises(ValueError, match=match):
-        mie.estimate(np.zeros((50, 10)), np.zeros((50, 10)), canonical_ranks=ranks)
+    monkeypatch.setattr(est, "choose", lambda cands: cands[0])
+    x, y = _two_coupled_pairs(1500, 12)
+    r = mie.estimate(x, y, seed=0, **FAST)
+    k = r.settings.copula["rank"]
+    assert r.settings.chosen_critic == f"trained-canonical-{k}" and r.settings.read_out_folds == 5
+    assert rows == [(k, 1050)] + [(k, 1200)] * 5 and isinstance(r.critic, mie.critics.ProjectedCritic)
+    assert r.ci[0] < r.mi < r.ci[1] and f"trained-canonical-{k} separable critic" in str(r)
 
 
 def test_projected_critic_rejects_bad_projections_and_inputs():
@@ -514,16 +508,15 @@ def test_projected_critic_rejects_bad_projections_and_inputs():
         critic(torch.ones(3, 5), torch.ones(3, 5))
 
 
-def test_cli_canonical_ranks(tmp_path, capsys):
+def test_cli_no_canonical(tmp_path, capsys):
     import json
 
-    x, y = _two_coupled_pairs(600, 10)
+    x, y = _two_coupled_pairs(1500, 12)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     base = ["estimate", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--steps", "20", "--json"]
-    for extra, ranks, names in ((["--canonical-ranks", "3"], [3], {"trained-canonical-3"}),
-                                (["--canonical-ranks"], [], set())):
+    for extra, canonical in (([], True), (["--no-canonical"], False)):
         assert cli.main(base + extra) == 0
         settings = json.loads(capsys.readouterr().out)["settings"]
-        assert settings["options"]["canonical_ranks"] == ranks
-        assert {k for k in settings["monitor"] if k.startswith("trained-canonical")} == names
+        name = f"trained-canonical-{settings['copula']['rank']}" if canonical else "trained"
+        assert settings["options"]["canonical"] is canonical and name in settings["monitor"]
