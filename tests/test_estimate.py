@@ -520,3 +520,15 @@ def test_cli_no_canonical(tmp_path, capsys):
         settings = json.loads(capsys.readouterr().out)["settings"]
         name = f"trained-canonical-{settings['copula']['rank']}" if canonical else "trained"
         assert settings["options"]["canonical"] is canonical and name in settings["monitor"]
+
+
+def test_an_ensemble_of_a_canonical_winner_reduces_every_member(monkeypatch):
+    import mi_estimators.estimation as est
+
+    monkeypatch.setattr(est, "choose", lambda cands: cands[0])
+    x, y = _two_coupled_pairs(1500, 12)
+    r = mie.estimate(x, y, seed=0, ensemble=2, **FAST)
+    k = r.settings.copula["rank"]
+    assert isinstance(r.critic, mie.critics.EnsembleCritic) and r.settings.read_out_folds == 1
+    assert [m.px.shape for m in r.critic.members] == [(k, 12)] * 2
+    assert not torch.equal(*(m.critic.g[0].weight for m in r.critic.members))  # other seeds
