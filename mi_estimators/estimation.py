@@ -243,7 +243,8 @@ class EstimateResult:
     def __str__(self) -> str:
         s = self.settings
         chosen = (f"[chosen: {_copula_name(s.copula)} critic, DV read-out] " if s.chosen_critic == "copula"
-                  else f"[chosen: {s.chosen_critic} {_name(s.options.critic)} critic, {_name(s.options.bound)} read-out] ")
+                  else f"[chosen: {s.chosen_critic} {_name(s.options.critic)} critic, "
+                       f"{_name(s.options.bound)} read-out] ")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
                 f"{self.ci[1]:.4f}])  {chosen}n_train={s.n_train} n_test={s.n_test}")
 
@@ -382,7 +383,8 @@ def canonical_rank(copulas: list[Candidate], data: Splits, opts: EstimateOptions
 
 
 def _trained_refit(bound: Any, opts: EstimateOptions, fit: FitResult, n_train: int, rng: np.random.Generator,
-                   device: torch.device, rank: int | None) -> Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]]:
+                   device: torch.device,
+                   rank: int | None) -> Callable[[np.ndarray, np.ndarray], tuple[nn.Module, float]]:
     """``refit(x, y)`` of a trained candidate: a fresh critic (on the canonical variates of the new
     rows, with ``rank``) trained without a monitor for the step count early stopping kept, scaled
     by the rows it gets (the same number of epochs) and at most ``opts.steps``, keeping the moving

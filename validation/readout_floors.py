@@ -53,7 +53,8 @@ def spiral(trained: bool) -> None:
             off = t.masked_fill(torch.eye(n, dtype=torch.bool), float("-inf"))
             without = float((t.diag() - torch.logsumexp(off, 1) + np.log(n - 1)).mean())
             print(f"  seed {seed}: estimate {r.mi:.3f}; its critic on {n} fresh rows: InfoNCE "
-                  f"{float(mie.get('infonce')(t)):.3f}, without the positive {without:.3f}, DV {float(mie.get('dv')(t)):.3f}")
+                  f"{float(mie.get('infonce')(t)):.3f}, without the positive {without:.3f}, "
+                  f"DV {float(mie.get('dv')(t)):.3f}")
 
 
 def uniform() -> None:
