@@ -245,8 +245,10 @@ class EstimateResult:
         chosen = (f"[chosen: {_copula_name(s.copula)} critic, DV read-out] " if s.chosen_critic == "copula"
                   else f"[chosen: {s.chosen_critic} {_name(s.options.critic)} critic, "
                        f"{_name(s.options.bound)} read-out] ")
+        rows = (f"cross-fitted over {s.read_out_folds} folds of n={s.n}" if s.read_out_folds > 1
+                else f"n_train={s.n_train} n_test={s.n_test}")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
-                f"{self.ci[1]:.4f}])  {chosen}n_train={s.n_train} n_test={s.n_test}")
+                f"{self.ci[1]:.4f}])  {chosen}{rows}")
 
 
 def _copula_name(info: Mapping[str, float] | None) -> str:

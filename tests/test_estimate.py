@@ -532,3 +532,11 @@ def test_an_ensemble_of_a_canonical_winner_reduces_every_member(monkeypatch):
     assert isinstance(r.critic, mie.critics.EnsembleCritic) and r.settings.read_out_folds == 1
     assert [m.px.shape for m in r.critic.members] == [(k, 12)] * 2
     assert not torch.equal(*(m.critic.g[0].weight for m in r.critic.members))  # other seeds
+
+
+def test_the_printed_result_says_where_it_was_read_out(gauss):
+    _, x, y = gauss
+    crossfitted = mie.estimate(x, y, seed=0, **FAST)
+    assert crossfitted.settings.read_out_folds == 5 and str(crossfitted).endswith("cross-fitted over 5 folds of n=1500")
+    single = mie.estimate(x, y, seed=0, folds=1, **FAST)
+    assert str(single).endswith(f"n_train={single.settings.n_train} n_test={single.settings.n_test}")
