@@ -117,13 +117,17 @@ class MLP(nn.Sequential):
         super().__init__(*modules)
 
 
-def with_norm_feature(x: Tensor) -> Tensor:
-    """``[x, ‖x‖²/d]``: the rows of ``x`` (``(..., d)``) with their mean square appended.
+def with_norm_feature(x: Tensor, projection: Tensor | None = None) -> Tensor:
+    """``[x, ‖x‖²/d]``: the rows of ``x`` (``(..., d)``) with their mean square appended; with a
+    ``projection`` P ``(k, d)``, ``[P x, ‖x‖²/d]`` (the rows projected, the mean square of the rows).
 
     >>> with_norm_feature(torch.tensor([[1.0, 3.0]])).tolist()
     [[1.0, 3.0, 5.0]]
+    >>> with_norm_feature(torch.tensor([[1.0, 3.0]]), torch.tensor([[1.0, 1.0]])).tolist()
+    [[4.0, 5.0]]
     """
-    return torch.cat([x, x.pow(2).mean(-1, keepdim=True)], dim=-1)
+    head = x if projection is None else x @ projection.T.to(x.dtype)
+    return torch.cat([head, x.pow(2).mean(-1, keepdim=True)], dim=-1)
 
 
 class _Critic(nn.Module):
@@ -236,14 +240,13 @@ class ConcatCritic(_Critic):
                 h = layer(h)
             return h
 
+        dx = self.in_dims[0]
         if self.n_models is None:
-            dx = self.in_dims[0]
             w_x, w_y = first.weight[:, :dx], first.weight[:, dx:]  # (H, dx), (H, dy)
             hx = x @ w_x.t()  # (N, H)
             hy = y @ w_y.t() + first.bias  # (N, H)
             pre = hx[:, None, :] + hy[None, :, :]  # (N, N, H): row i = x_i, column j = y_j
             return rest(pre).reshape(n, m)
-        dx = self.in_dims[0]
         w_x, w_y = first.weight[:, :dx], first.weight[:, dx:]  # (K, dx, H), (K, dy, H)
         hx = torch.matmul(x, w_x)  # (K, N, H)
         hy = torch.baddbmm(first.bias, y.expand(self.n_models, *y.shape), w_y)  # (K, N, H)
@@ -415,7 +418,7 @@ class ProjectedCritic(nn.Module):
         if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[1] != p.shape[1]:
             raise ValueError(f"{name} must have shape (N, {p.shape[1]}) for this critic, got "
                              f"{tuple(getattr(t, 'shape', ()))}")
-        return torch.cat([t @ p.T.to(t.dtype), t.pow(2).mean(-1, keepdim=True)], dim=-1)
+        return with_norm_feature(t, p)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.critic(self._side("x", x, self.px), self._side("y", y, self.py))

@@ -349,10 +349,9 @@ def _canonical_critic(opts: EstimateOptions, x: Tensor, y: Tensor, rank: int | N
         return _critic(opts, x.shape[1], y.shape[1])
     r = fit_dispersion(torch.cat([x, y], 1).detach().cpu().double().numpy(), math.inf)
     canon = Canonical.of(r, x.shape[1])
-    k = min(rank, len(canon.rho))
     inner = _critic(dataclasses.replace(opts, critic_options=dict(opts.critic_options, norm_feature=False)),
-                    k + 1, k + 1)
-    return ProjectedCritic(inner, *(torch.as_tensor(a[:k], dtype=x.dtype, device=x.device)
+                    rank + 1, rank + 1)
+    return ProjectedCritic(inner, *(torch.as_tensor(a[:rank], dtype=x.dtype, device=x.device)
                                     for a in (canon.ax, canon.by)))
 
 
