@@ -43,7 +43,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from mi_estimators.nce import _rows_per_chunk, nce_loss_features
+from mi_estimators.nce import rows_per_chunk, nce_loss_features
 
 METHODS = ("efficient", "kernel", "plain", "reference", "naive")
 
@@ -135,7 +135,7 @@ def _run(method, a, b, penalty, clip):
         with torch.no_grad():
             return a @ b.reshape(-1, b.shape[-1]).T
     if method in ("efficient", "kernel"):
-        rows = _rows_per_chunk(a.shape[0], b.shape[0] * b.shape[1], None) if method == "kernel" else None
+        rows = rows_per_chunk(a.shape[0], b.shape[0] * b.shape[1], None) if method == "kernel" else None
         loss = nce_loss_features(a, b, penalty=penalty, clip=clip, chunk_size=rows)
     else:
         loss = {"plain": plain_loss, "reference": reference_loss, "naive": naive_loss}[method](a, b, penalty, clip)
@@ -179,11 +179,12 @@ def _times(spec: dict) -> dict:
     a, b = _inputs(spec, device, True)
     methods = list(spec["methods"])
     calls = 1
+    times: dict[str, list[float]] = {m: [] for m in methods}
     for rep in range(spec["repeats"] + 2):
-        if rep == 2:
+        if rep == 2:  # calls per timing: enough for 50 ms, from the warm-up's times
             calls = max(1, int(0.05 / max(v[0] for v in times.values())))
         if rep <= 2:
-            times: dict[str, list[float]] = {m: [] for m in methods}
+            times = {m: [] for m in methods}
         shift = rep % len(methods)
         for method in methods[shift:] + methods[:shift]:
             if device.type == "cuda":

@@ -7,7 +7,8 @@
 True
 """
 
-from mi_estimators.bounds.base import Bound, BoundInfo, ScoreShape
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import ScoreShape
 from mi_estimators.registry import (
     KINDS,
     PluginLoadError,

@@ -28,7 +28,7 @@ Both entry points are custom ``torch.autograd.Function``\\ s that work in chunks
   (scores forward; ``dL/da`` and ``dL/db`` backward), no ``(na, nb·nc)`` gradient tensor.
 
 NaN or ``+inf`` scores raise ``ValueError`` (detected from the per-row results, without an extra
-pass over the scores; skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the
+pass over the scores; skipped inside :func:`mi_estimators.scores.finite_checks` ``(False)``, as the
 bounds' check); a ``-inf`` negative counts as absent. The kernels read no value on the host when
 the scores live on an accelerator, so they do not stall it.
 
@@ -50,10 +50,11 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import _FINITE_CHECKS, stabilise
+from mi_estimators.scores import finite_checks_enabled, stabilise
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 
-__all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms", "score_penalty"]
+__all__ = ["nce_candidates", "nce_log_probs", "nce_loss", "nce_loss_features", "nce_terms", "rows_per_chunk",
+           "score_penalty"]
 
 #: default chunk: at most this many score elements per chunk of antecedent rows (64 MiB in float32) ...
 MAX_CHUNK_ELEMENTS = 1 << 24
@@ -100,7 +101,7 @@ def _positive_index(na: int, nb: int, pos_offset: int, pos_index: Tensor | None,
         if pos_index.shape != (na,) or pos_index.is_floating_point():
             raise ValueError(f"pos_index must be an integer tensor of shape ({na},), got "
                              f"{tuple(pos_index.shape)} {pos_index.dtype}")
-        if na and _FINITE_CHECKS.get() and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
+        if na and finite_checks_enabled() and (int(pos_index.min()) < 0 or int(pos_index.max()) >= nb):
             raise ValueError(f"pos_index entries must lie in [0, {nb}) (consequent indices)")
         return pos_index.long()
     if isinstance(pos_offset, bool) or not isinstance(pos_offset, int) or pos_offset < 0 or na + pos_offset > nb:
@@ -127,7 +128,7 @@ def _check_nce_scores(scores: Tensor) -> Tensor:
 # chunked kernels (no autograd inside)
 
 
-def _rows_per_chunk(na: int, cols: int, chunk_size: int | None) -> int:
+def rows_per_chunk(na: int, cols: int, chunk_size: int | None) -> int:
     """Rows per chunk: the user's ``chunk_size``, else 1/8 of the scores within [2^20, 2^24] elements."""
     if chunk_size is not None:
         return min(chunk_size, na)
@@ -242,10 +243,10 @@ def _check_finite(log_probs: Tensor, sq: Tensor | None) -> None:
     """Raise ``ValueError`` when a log-probability (<= 0, so their sum is finite exactly when each
     is) or the square sum is not finite: a NaN or ``+inf`` score, or a ``-inf`` positive.
 
-    Skipped inside :func:`mi_estimators.bounds.finite_checks` ``(False)``, as the bounds' check is
+    Skipped inside :func:`mi_estimators.scores.finite_checks` ``(False)``, as the bounds' check is
     (the trainer kit's step runs so and checks its loss at its own sync points instead).
     """
-    if not _FINITE_CHECKS.get():
+    if not finite_checks_enabled():
         return
     total = float(log_probs.detach().sum()) + (0.0 if sq is None else float(sq.detach()))
     if not math.isfinite(total):
@@ -351,7 +352,7 @@ def nce_terms(scores: Tensor, *, pos_offset: int = 0, pos_index: Tensor | None =
     if chunk_size is None and scores.numel() <= (SMALL_ROW_SCORES if nc == 1 else SMALL_SCORES):
         log_probs, sq = _small_log_probs(scores, pos, clip, with_mean_square)
     else:
-        rows = _rows_per_chunk(na, nb * nc, chunk_size)
+        rows = rows_per_chunk(na, nb * nc, chunk_size)
         s_pos, lse, sq = _NCEFromScores.apply(scores, pos, clip, rows, with_mean_square)
         log_probs = _log_probs(s_pos, lse)
     _check_finite(log_probs, sq)
@@ -476,7 +477,7 @@ def nce_loss_features(antecedents: Tensor, consequents: Tensor, *, pos_offset: i
         scores = (antecedents @ consequents.reshape(nb * nc, d).T).view(na, nb, nc)
         log_probs, sq = _small_log_probs(scores, pos, clip, bool(penalty))
     else:
-        rows = _rows_per_chunk(na, nb * nc, chunk_size)
+        rows = rows_per_chunk(na, nb * nc, chunk_size)
         s_pos, lse, sq = _NCEFromFeatures.apply(antecedents, consequents.contiguous(), pos, clip, rows,
                                                 bool(penalty))
         log_probs = _log_probs(s_pos, lse)

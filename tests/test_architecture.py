@@ -1,11 +1,14 @@
 """The layering of DESIGN.md §4, read off the source: numerics → fit → adapters.
 
-* numerics (registry, options, bounds, nce, critics, copula, tasks, arrays, ksg, device) import neither the
-  fit layer nor the adapters;
+* the ground floor (scores, options, argparsing, device) imports no other module of the package
+  but each other;
+* numerics (registry, options, scores, bounds, nce, critics, copula, tasks, arrays, ksg, device) import
+  neither the fit layer nor the adapters;
 * the fit layer (fit, estimation, training, the validation suites) imports no adapter (cli, io,
   the report writer) and the core never imports ``mi_estimators.validation`` outside that package
   and the command line;
-* no function in ``mi_estimators/`` or ``plugins/`` is longer than 60 lines.
+* no function in ``mi_estimators/`` or ``plugins/`` is longer than 60 lines;
+* no module imports another module's private (``_name``) name.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mi_estimators"
 
-NUMERICS = ["registry", "options", "bounds", "nce", "critics", "copula", "tasks", "arrays", "ksg", "device"]
+GROUND = ["scores", "options", "argparsing", "device"]
+NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "critics", "copula", "tasks", "arrays",
+            "ksg", "device"]
 FIT = ["fit", "estimation", "training", "validation"]
 ADAPTERS = ["cli", "io", "validation.report"]
 
@@ -66,6 +71,35 @@ def test_fit_layer_imports_no_adapter(path):
     if module == "mi_estimators.validation":  # the suites may hand their results to the report writer
         bad -= {"mi_estimators.validation.report", "mi_estimators.validation.report.write_report"}
     assert not bad, f"{module} (fit layer) imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", _files(GROUND), ids=lambda p: _module(p))
+def test_ground_floor_imports_only_the_ground_floor(path):
+    bad = {m for m in _imports(path) if not _in(m, GROUND) and m != "mi_estimators"}
+    assert not bad, f"{_module(path)} (ground floor) imports {sorted(bad)}"
+
+
+def _private_imports(path: Path) -> list[str]:
+    """Every ``from X import _name`` of the file (a private module such as ``torch.utils._pytree`` may
+    be imported from; a private name may not)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"{node.module}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def _python_files():
+    for sub in ("mi_estimators", "plugins", "tests", "benchmarks", "validation"):
+        for path in sorted((ROOT / sub).rglob("*.py")):
+            if ".venv" not in path.parts:
+                yield path
+
+
+def test_no_module_imports_a_private_name():
+    bad = [f"{path.relative_to(ROOT)}: {name}" for path in _python_files() for name in _private_imports(path)]
+    assert not bad, "imports of private names:\n" + "\n".join(bad)
 
 
 def _functions():

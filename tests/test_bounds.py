@@ -277,3 +277,24 @@ def test_finite_checks_can_be_turned_off_for_a_block_and_come_back():
             mie.get("dv")(torch.zeros(3, 4))  # shapes are still checked
     with pytest.raises(ValueError, match="NaN"):
         mie.get("dv")(bad)
+
+
+def test_finite_check_switch_is_public_per_thread_and_shared_by_the_old_and_new_homes():
+    """``finite_checks_enabled()`` reads the switch that ``finite_checks`` sets, the names imported from
+    ``bounds.base`` are the ground floor's own objects, and another thread keeps its own setting."""
+    import threading
+
+    from mi_estimators import scores
+    from mi_estimators.bounds import base
+
+    assert base.finite_checks is scores.finite_checks and base.check_scores is scores.check_scores
+    seen = []
+    with scores.finite_checks(False):
+        assert not scores.finite_checks_enabled()
+        thread = threading.Thread(target=lambda: seen.append(scores.finite_checks_enabled()))
+        thread.start()
+        thread.join()
+        with scores.finite_checks(True):
+            assert scores.finite_checks_enabled()
+        assert not scores.finite_checks_enabled()
+    assert scores.finite_checks_enabled() and seen == [True]

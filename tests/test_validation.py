@@ -124,10 +124,10 @@ def test_cli_validate(tmp_path, capsys):
     (-1649.0, 5191.0, 0.19, True), (float("nan"), 0.1, 1.0, True), (1.1, 0.2, 1.0, False),
     (-3.0, 4.0, 10.0, False), (25.0, 1.0, 2.0, True), (2.0, 9.0, 2.0, True)])
 def test_diverged_cells_are_flagged_and_explained(mean, sd, truth, flagged):
-    from mi_estimators.validation.report import DIVERGED_NOTE, _pm, diverged, summary_text
+    from mi_estimators.validation.report import DIVERGED_NOTE, diverged, plus_minus, summary_text
 
     assert diverged(mean, sd, truth) is flagged
-    assert _pm(mean, sd, truth).endswith("†") is flagged
+    assert plus_minus(mean, sd, truth).endswith("†") is flagged
     report = {"settings": {"levels": [], "failed": {}}, "staircase": [],
               "tasks": [{"task": "t", "mi": truth, "rows": [{"bound": "b", "estimate": mean, "sd": sd}]}]}
     assert (DIVERGED_NOTE in summary_text(report)) is flagged

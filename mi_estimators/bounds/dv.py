@@ -13,13 +13,8 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import (
-    Bound,
-    BoundInfo,
-    PAIRS_AND_LOCATIONS,
-    diagonal,
-    log_mean_exp_off_diagonal,
-)
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import PAIRS_AND_LOCATIONS, diagonal, log_mean_exp_off_diagonal
 from mi_estimators.options import unit_interval_float
 
 __all__ = ["DV", "MINE", "dv_value"]
@@ -75,10 +70,11 @@ class MINE(DV):
         \qquad \bar m_t = (1 - r)\,\bar m_{t-1} + r\,\mathbb{E}_B[e^{T}].
 
     ``loss(scores)`` has the value ``-DV`` and the gradient ``-Ĝ``; each call (of ``loss`` or
-    ``value_and_loss``) first updates the moving average (a buffer, kept in log space, ``log_ema``) with the batch, then uses it, so
-    the correction factor ``E_B[e^T] / m̄`` is at most ``1 / r``. The first call initialises the
-    average with the batch (its gradient equals DV's). ``bound(scores)`` neither reads nor
-    updates the state. Option ``ema_rate`` ``r`` in ``(0, 1]`` (default 0.01; 1 means no averaging).
+    ``value_and_loss``) first updates the moving average (a buffer, kept in log space, ``log_ema``)
+    with the batch, then uses it, so the correction factor ``E_B[e^T] / m̄`` is at most ``1 / r``.
+    The first call initialises the average with the batch (its gradient equals DV's).
+    ``bound(scores)`` neither reads nor updates the state. Option ``ema_rate`` ``r`` in ``(0, 1]``
+    (default 0.01; 1 means no averaging).
 
     >>> import torch, mi_estimators as mie
     >>> mine = mie.get("mine", ema_rate=0.1)

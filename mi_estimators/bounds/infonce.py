@@ -13,7 +13,8 @@ import math
 
 from torch import Tensor
 
-from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import PAIRS_AND_LOCATIONS
 from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.nce import nce_candidates, nce_terms, score_penalty
 

@@ -11,13 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import (
-    Bound,
-    ScoreShape,
-    BoundInfo,
-    off_diagonal_mean,
-    safe_exp,
-)
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import ScoreShape, off_diagonal_mean, safe_exp
 from mi_estimators.options import finite_float, unit_interval_float
 
 __all__ = ["Interpolated", "interpolated_ceiling", "leave_one_out_log_mean_exp"]

@@ -12,14 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import (
-    PAIRS_AND_LOCATIONS,
-    Bound,
-    BoundInfo,
-    jsd_value,
-    nwj_value,
-    value_with_gradient_of,
-)
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import PAIRS_AND_LOCATIONS, jsd_value, nwj_value, value_with_gradient_of
 
 __all__ = ["JSD"]
 

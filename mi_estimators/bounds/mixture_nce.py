@@ -11,7 +11,8 @@ import math
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import BoundInfo, ScoreShape
+from mi_estimators.bounds.base import BoundInfo
+from mi_estimators.scores import ScoreShape
 from mi_estimators.options import non_negative_float, positive_float
 from mi_estimators.bounds.infonce import ContrastiveBound, nce_ceiling
 from mi_estimators.nce import nce_candidates, nce_terms, score_penalty

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import PAIRS_AND_LOCATIONS, Bound, BoundInfo, nwj_value
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import PAIRS_AND_LOCATIONS, nwj_value
 from mi_estimators.options import finite_float
 
 __all__ = ["NWJ", "TUBA"]
@@ -27,7 +28,7 @@ class NWJ(Bound):
     The bound is tight at ``T* = 1 + log p(x,y)/(p(x)p(y))``, where each batch estimate is
     *unbiased* (both expectations are plain means); its variance grows like ``e^I``. For
     ``(N, N, L)`` scores the means pool all ``N·L`` positives and all ``N(N-1)·L`` negatives.
-    ``e^T`` is continued linearly above 50 nats (:func:`~mi_estimators.bounds.base.safe_exp`) so
+    ``e^T`` is continued linearly above 50 nats (:func:`~mi_estimators.scores.safe_exp`) so
     that values and gradients stay finite for any finite scores.
 
     >>> import torch, mi_estimators as mie

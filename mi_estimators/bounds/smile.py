@@ -9,15 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mi_estimators.bounds.base import (
-    PAIRS_AND_LOCATIONS,
-    Bound,
-    BoundInfo,
-    diagonal,
-    jsd_value,
-    log_mean_exp_off_diagonal,
-    value_with_gradient_of,
-)
+from mi_estimators.bounds.base import Bound, BoundInfo
+from mi_estimators.scores import (PAIRS_AND_LOCATIONS, diagonal, jsd_value, log_mean_exp_off_diagonal,
+                                  value_with_gradient_of)
 from mi_estimators.options import positive_float
 
 __all__ = ["SMILE"]

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from mi_estimators.validation.grid import TaskResult
     from mi_estimators.validation.staircase import StaircaseResult
 
-__all__ = ["markdown_table", "plot_staircase", "plot_tasks", "summary_text", "text_table", "write_report"]
+__all__ = ["diverged", "markdown_table", "plot_staircase", "plot_tasks", "plus_minus", "summary_text", "text_table",
+           "write_report"]
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -132,7 +133,7 @@ def diverged(mean: float, sd: float, truth: float) -> bool:
     return abs(mean - truth) > DIVERGED_NATS + 2 * abs(truth) or sd > DIVERGED_NATS / 2 + abs(truth)
 
 
-def _pm(mean: float, sd: float, truth: float, signed: bool = False) -> str:
+def plus_minus(mean: float, sd: float, truth: float, signed: bool = False) -> str:
     """``mean ± sd`` (``mean`` is a bias when ``signed``); diverged cells are flagged with ``†``
     (see :func:`diverged`) and large values written in scientific notation so tables stay narrow."""
     def one(v: float, sign: bool) -> str:
@@ -155,7 +156,7 @@ def _staircase_wide(table: list[dict[str, Any]], levels: Sequence[float]) -> lis
     rows: dict[str, dict[str, Any]] = {}
     for r in table:
         row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-        row[f"I={r['mi']:g}"] = _pm(r["bias"], r["sd"], r["mi"], signed=True)
+        row[f"I={r['mi']:g}"] = plus_minus(r["bias"], r["sd"], r["mi"], signed=True)
     return list(rows.values())
 
 
@@ -164,7 +165,7 @@ def _tasks_wide(task_reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for t in task_reports:
         for r in t["rows"]:
             row = rows.setdefault(r["bound"], {"bound": r["bound"]})
-            row[f"{t['task']} ({t['mi']:.2f})"] = _pm(r["estimate"], r["sd"], t["mi"])
+            row[f"{t['task']} ({t['mi']:.2f})"] = plus_minus(r["estimate"], r["sd"], t["mi"])
     return list(rows.values())
 
 

@@ -63,7 +63,7 @@ import torch
 from torch import Tensor, nn
 
 from mi_estimators import registry
-from mi_estimators.bounds.base import stabilise
+from mi_estimators.scores import stabilise
 from mi_estimators.nce import nce_loss_features, score_penalty
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 from mi_estimators.training import EmbedHead
