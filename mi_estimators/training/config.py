@@ -3,7 +3,7 @@
 Every option is a field of :class:`TrainConfig` (the options all trainers share) or of a trainer's
 subclass (``DIMConfig``, ``AMDIMConfig``); its help text, argparse group, choices and range check
 sit in the field's metadata (:func:`option`). The command line is generated from the fields
-(:meth:`TrainConfig.parser`), so ``mi-estimators train NAME --help`` is the one manual of the
+(:meth:`TrainConfig.parser`, by the package's one generator, :mod:`mi_estimators.argparsing`), so ``mi-estimators train NAME --help`` is the one manual of the
 options, with their defaults. Argparse only builds the config; the config checks every value up
 front (``__post_init__``, with the validators of :mod:`mi_estimators.options`) and is all a
 trainer reads.
@@ -24,38 +24,19 @@ ValueError: batch_size (--batch-size) must be an integer >= 2 (batch norm and co
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import difflib
 import functools
 import os
 import types
-import typing
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
-from mi_estimators.options import (integer, non_negative_float, optional, positive_float, positive_int,
-                                   unit_interval_float)
+from mi_estimators.argparsing import add_options, flag_name, from_namespace, split_optional, type_hints
+from mi_estimators.options import (check_known, did_you_mean, integer, non_negative_float, optional,
+                                   parse_options, positive_float, positive_int, unit_interval_float)
 from mi_estimators.training.augment import Augment
 from mi_estimators.training.data import DATASETS
 
 __all__ = ["TrainConfig", "option", "override", "parse_options"]
-
-
-def parse_options(pairs: Iterable[str] | None) -> dict[str, Any]:
-    """``["clip=20", "name=foo"]`` -> ``{"clip": 20, "name": "foo"}`` (values read as Python literals).
-
-    Only literals are read (``ast.literal_eval``): a value is never run as code.
-    """
-    out: dict[str, Any] = {}
-    for pair in pairs or ():
-        key, sep, value = str(pair).partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"options are KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
 
 
 # ------------------------------------------------------------------------------ fields
@@ -84,10 +65,6 @@ def override(name: str, default: Any, *, base: type | None = None) -> Any:
     if name not in fields:
         raise ValueError(f"override: {(base or TrainConfig).__name__} has no option {name!r}")
     return dataclasses.field(default=default, metadata=fields[name].metadata)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _at_least(minimum: int, hint: str = "") -> Check:
@@ -206,7 +183,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
-        hints = _hints(type(self))
+        hints = type_hints(type(self))
         for f in dataclasses.fields(self):
             value = _check_field(f, hints[f.name], getattr(self, f.name))
             object.__setattr__(self, f.name, value)
@@ -232,12 +209,7 @@ class TrainConfig:
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
         """A config from a mapping of field names; an unknown key raises ``ValueError`` naming the
         closest valid one."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; the options are {', '.join(known)}"
-                raise ValueError(f"unknown {cls.__name__} option {key!r}{hint}")
+        check_known(values, [f.name for f in dataclasses.fields(cls)], f"unknown {cls.__name__} option")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,47 +220,26 @@ class TrainConfig:
     def parser(cls, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
         """The command line of this config, generated from its fields (``--help`` shows defaults)."""
         parser = argparse.ArgumentParser(prog=prog, description=description)
-        hints, groups = _hints(cls), {}
-        for f in dataclasses.fields(cls):
-            title = f.metadata.get("group") or f"{cls.name} options"
-            if title not in groups:
-                groups[title] = parser.add_argument_group(title)
-            _add_argument(groups[title], f, hints[f.name])
+        add_options(parser, cls, title=f"{cls.name} options")
         return parser
 
     @classmethod
     def from_argv(cls, argv: list[str], prog: str | None = None) -> "TrainConfig":
         """Parse a command line (``SystemExit`` on argparse errors, as argparse does)."""
-        return cls.from_dict(vars(cls.parser(prog).parse_args(argv)))
+        return from_namespace(cls, cls.parser(prog).parse_args(argv))
 
 
 # ------------------------------------------------------------------------------ helpers
 
 
-@functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _base(hint: Any) -> tuple[Any, bool]:
-    """``int | None`` -> ``(int, True)``; ``int`` -> ``(int, False)``."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return hint, False
-
-
 def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> Any:
     """The field's own check, else its choices or its type (bool, str)."""
-    name, (base, nullable) = f"{f.name} ({_flag(f.name)})", _base(hint)
+    name, (base, nullable) = f"{f.name} ({flag_name(f.name)})", split_optional(hint)
     check, choices = f.metadata.get("check"), f.metadata.get("choices")
     if check is not None:
         return check(name, value)
     if choices is not None and value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint_ = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}{hint_}")
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, choices)}")
     if base is bool and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     if base is str and not (isinstance(value, str) or (nullable and value is None)):
@@ -298,24 +249,3 @@ def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
-
-
-def _add_argument(group, f: dataclasses.Field, hint: Any) -> None:
-    meta, base, _ = f.metadata, *_base(hint)
-    kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": meta["help"].replace("%", "%%")}
-    if base is bool:
-        kwargs["action"] = "store_true" if meta["switch"] else argparse.BooleanOptionalAction
-    elif typing.get_origin(base) is tuple and typing.get_args(base)[-1] is Ellipsis:  # repeatable
-        kwargs.update(action="append", type=typing.get_args(base)[0], default=list(f.default))
-    elif typing.get_origin(base) is tuple:  # a fixed number of values
-        kwargs.update(nargs=len(typing.get_args(base)), type=typing.get_args(base)[0])
-    else:
-        kwargs["type"] = base
-    if meta["choices"] is not None:
-        kwargs["choices"] = meta["choices"]
-    if meta["metavar"] is not None:
-        kwargs["metavar"] = meta["metavar"]
-    action = group.add_argument(_flag(f.name), **kwargs)
-    shows_default = not (f.default is None or f.default == () or (base is bool and meta["switch"]))
-    if shows_default and "%(default)" not in action.help:  # (Python 3.10 adds it to --[no-]flags itself)
-        action.help += " (default: %(default)s)"
