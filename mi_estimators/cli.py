@@ -1,12 +1,18 @@
 """``mi-estimators list | validate | estimate | train``.
 
 The adapter layer: flags and files become the typed options of the library's calls, and results
-become text. ``list`` reads the registry; ``validate`` runs :func:`mi_estimators.validation.run_validation`;
-``estimate`` loads files (:mod:`mi_estimators.io`) and calls :func:`mi_estimators.estimate`;
-``train NAME`` runs the trainer registered as ``NAME`` (kind ``trainers``): a
-:class:`mi_estimators.training.Trainer` subclass; its ``config_class`` generates the parser, the
-command line becomes a config, and ``Trainer(config).fit()`` runs it. (A trainer object without
-``config_class`` is driven by its own ``add_arguments(parser)`` and ``run(args)``.)
+become text. ``list`` reads the registry; ``validate`` runs
+:func:`mi_estimators.validation.run_validation`; ``estimate`` loads files (:mod:`mi_estimators.io`)
+and calls :func:`mi_estimators.estimate`; ``train NAME`` runs the trainer registered as ``NAME``
+(kind ``trainers``): a :class:`mi_estimators.training.Trainer` subclass; the command line becomes
+its config, and ``Trainer(config).fit()`` runs it. (A trainer object without ``config_class`` is
+driven by its own ``add_arguments(parser)`` and ``run(args)``.)
+
+Every subcommand's flags are generated, by one generator (:mod:`mi_estimators.argparsing`), from
+the frozen dataclass of its options, where their types, defaults and help are written once:
+``validate`` from :class:`mi_estimators.validation.ValidationConfig` (``--quick`` picks its quick
+preset), ``estimate`` from :class:`mi_estimators.estimation.EstimateOptions` and
+:class:`mi_estimators.io.SampleFiles`, ``train NAME`` from the trainer's ``config_class``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 from pathlib import Path
 
 from mi_estimators import registry
+from mi_estimators.argparsing import add_options, flag_name, from_namespace, given_options
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -68,7 +75,7 @@ def _cmd_train(argv: list[str]) -> int:
         metrics = trainer.run(parser.parse_args(rest))
     else:  # parse -> config -> fit
         args = config_class.parser(prog, description).parse_args(rest)
-        metrics = _fit(trainer(config_class.from_dict(vars(args))))
+        metrics = _fit(trainer(from_namespace(config_class, args)))
     if metrics:
         print(json.dumps(metrics, indent=2, default=str))
     return 0
@@ -115,89 +122,80 @@ def main(argv: list[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------ validate
 def _validate_arguments(p: argparse.ArgumentParser) -> None:
+    from mi_estimators.validation import ValidationConfig
+
+    quick = ValidationConfig.quick().changes_from(ValidationConfig.full())
+    shown = "; ".join(f"{flag_name(k)} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                      for k, v in quick.items())
     p.add_argument("--quick", action="store_true",
-                   help="a short grid (a few minutes on 2 CPU cores): staircase with 200 steps per level, 4 tasks")
-    p.add_argument("--bounds", nargs="+", metavar="NAME",
-                   help="bounds to validate (names or fnmatch patterns; default: every registered bound)")
-    p.add_argument("--tasks", nargs="*", metavar="TASK",
-                   help="registered tasks (names or patterns; `mi-estimators list tasks`); none to skip")
-    p.add_argument("--critics", nargs="*", choices=("separable", "concat"),
-                   help="critics for the staircase (default: separable; full run: both)")
-    p.add_argument("--steps-per-level", type=int, help="staircase steps per MI level (0 skips the staircase)")
-    p.add_argument("--task-steps", type=int, help="training steps per task")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, ...")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the critics are small, and extra threads only "
-                        "wait on each other on a busy machine)")
-    p.add_argument("--out", default="out/validation", help="folder for report.md, results.json and PNGs")
+                   help=f"the short grid of `make demo` (a few minutes on 2 CPU cores): {shown}; a flag given "
+                        "replaces its value")
+    add_options(p, ValidationConfig, suppress_defaults=True)
+    p.add_argument("--out", default="out/validation", help="folder for report.md, results.json and PNGs "
+                                                           "(default: %(default)s)")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from mi_estimators import options
-    from mi_estimators.validation import FULL, QUICK, run_validation
+    from mi_estimators.validation import ValidationConfig, run_validation
     from mi_estimators.validation.report import summary_text
 
-    options.positive_int("--threads", args.threads)
-    cfg = dict(QUICK if args.quick else FULL)
-    for key, value in (("tasks", args.tasks), ("critics", args.critics), ("staircase_steps", args.steps_per_level),
-                       ("task_steps", args.task_steps)):
-        if value is not None:
-            cfg[key] = tuple(value) if isinstance(value, list) else value
+    config = from_namespace(ValidationConfig, args, ValidationConfig.quick() if args.quick else ValidationConfig.full())
     command = "mi-estimators validate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "mi-estimators validate"
     t0 = time.perf_counter()
-    report = run_validation(bounds=args.bounds, seed=args.seed, device=args.device, out=args.out,
-                            command=command, threads=args.threads, **cfg)
+    report = run_validation(config, out=args.out, command=command)
     print(summary_text(report))
     print(f"\nwrote {Path(args.out) / 'report.md'} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
 # ------------------------------------------------------------------------------ estimate
+def _estimate_help() -> dict[str, str]:
+    """Help for the options of :class:`~mi_estimators.estimation.EstimateOptions` whose field carries
+    none that suits a command line (the defaults are appended from the fields)."""
+    from mi_estimators.estimation import AUTO_BATCH, AUTO_CONCAT_MAX_DIM, AUTO_EVAL_BATCH, AUTO_LR
+
+    def by_critic(sizes: dict) -> str:
+        return ", ".join(f"{v:g} {k}" for k, v in sizes.items())
+
+    return {
+        "bound": "the trained critic's bound, a registered name (mi-estimators list bounds): training, monitor "
+                 "and read-out",
+        "critic": f"auto (concat for at most {AUTO_CONCAT_MAX_DIM} columns in all, else separable), or a registered "
+                  "critic: separable, concat, bilinear (mi-estimators list critics)",
+        "bound_options": "keyword options of the bound, e.g. clip=20 (values read as Python literals; after the "
+                         "files, or as --bound-options=clip=20)",
+        "critic_options": "keyword options of the critic, e.g. hidden=128",
+        "steps": "maximum training steps",
+        "batch_size": f"training batch (none: by critic, {by_critic(AUTO_BATCH)})",
+        "lr": f"Adam learning rate (none: by critic, {by_critic(AUTO_LR)})",
+        "weight_decay": "Adam weight decay",
+        "eval_every": "training steps between evaluations on the monitor split",
+        "patience": "evaluations without improvement before training stops",
+        "val_fraction": "fraction of the rows in the monitor split",
+        "test_fraction": "fraction of the rows held out for the read-out",
+        "eval_batch": f"rows per held-out block, each scored against all its pairs (none: by critic, "
+                      f"{by_critic(AUTO_EVAL_BATCH)})",
+        "jackknife_groups": "groups of the jackknife standard error of the held-out estimate",
+        "device": "auto (CUDA if present), cpu, cuda, cuda:1, ...",
+        "seed": "seed of the split, the critic's weights and the batches (none: fresh randomness)",
+    }
+
+
 def _estimate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("x", help="file with X (.npy, .npz or .csv; rows are samples)")
-    p.add_argument("y", nargs="?", help="file with Y (default: the same file as X, with --y-cols)")
-    p.add_argument("--x-cols", help="columns of X: 0-based indices '0,2', a range '0:3', or CSV header names")
-    p.add_argument("--y-cols", help="columns of Y (required when Y comes from the same file as X)")
-    p.add_argument("--x-key", help="array name inside an .npz for X (default: the first)")
-    p.add_argument("--y-key", help="array name inside an .npz for Y")
-    p.add_argument("--bound", default="infonce",
-                   help="the trained critic's bound: training, monitor and read-out (default infonce)")
-    p.add_argument("--critic", default="auto",
-                   help="auto (default: concat for 1+1 columns, else separable), separable, concat or bilinear")
-    p.add_argument("--steps", type=int, default=2000, help="maximum training steps (default 2000)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="training batch (default 256 for a separable critic, 64 for concat)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3 separable, 3e-3 concat)")
-    p.add_argument("--standardize", choices=("rank", "zscore", "none"), default="rank",
-                   help="per-column transform fitted on the training split: normal scores of the "
-                        "ranks (default), mean/sd scaling, or none")
-    p.add_argument("--no-copula", dest="copula", action="store_false",
-                   help="do not consider the closed-form Gaussian and Student-t copula critics (report the trained one)")
-    p.add_argument("--ensemble", type=int, default=1,
-                   help="average a winning trained critic with N - 1 more from other seeds (default 1)")
-    p.add_argument("--no-canonical", dest="canonical", action="store_false",
-                   help="train the critic on all columns even where the copula keeps few canonical pairs of "
-                        "wide data (by default it takes those pairs' variates and each side's mean square)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads during the estimate (default 1: fastest for small critics)")
+    from mi_estimators.estimation import EstimateOptions
+    from mi_estimators.io import SampleFiles
+
+    add_options(p, SampleFiles)
+    add_options(p, EstimateOptions, title="estimate options", helps=_estimate_help(), suppress_defaults=True)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    from mi_estimators.estimation import estimate
-    from mi_estimators.io import load_array
+    from mi_estimators.estimation import EstimateOptions, estimate
+    from mi_estimators.io import SampleFiles
 
-    if args.y is None and args.y_cols is None:
-        raise ValueError("give a Y file, or --y-cols to take Y from the columns of the X file")
-    x = load_array(args.x, args.x_cols, args.x_key)
-    y = load_array(args.y or args.x, args.y_cols, args.y_key)
-    result = estimate(x, y, bound=args.bound, critic=args.critic, steps=args.steps, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed, device=args.device, standardize=args.standardize,
-                      copula=args.copula, ensemble=args.ensemble, canonical=args.canonical,
-                      threads=args.threads)
+    x, y = from_namespace(SampleFiles, args).load()
+    result = estimate(x, y, **given_options(EstimateOptions, args))
     if args.json:
         settings = dataclasses.asdict(result.settings)
         print(json.dumps({"mi": result.mi, "stderr": result.stderr, "ci95": list(result.ci),
@@ -209,6 +207,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ the parser
+#: subcommand -> (help, the builder of its arguments, the function that runs it)
+COMMANDS = {
+    "validate": ("every registered bound against closed-form MI", _validate_arguments, _cmd_validate),
+    "estimate": ("estimate I(X;Y) from two arrays (.npy/.npz/.csv)", _estimate_arguments, _cmd_estimate),
+}
+
+
 def _main(argv: list[str]) -> int:
     # `train` hands everything after the trainer's name to that trainer's own parser.
     if argv and argv[0] == "train":
@@ -221,12 +226,11 @@ def _main(argv: list[str]) -> int:
     p.add_argument("kind", nargs="?", default="all", choices=("all", *registry.KINDS))
     p.add_argument("--pattern", default="*", help="fnmatch filter on names, e.g. 'n*'")
     p.set_defaults(func=_cmd_list)
-    p = sub.add_parser("validate", help="every registered bound against closed-form MI")
-    _validate_arguments(p)
-    p.set_defaults(func=_cmd_validate)
-    p = sub.add_parser("estimate", help="estimate I(X;Y) from two arrays (.npy/.npz/.csv)")
-    _estimate_arguments(p)
-    p.set_defaults(func=_cmd_estimate)
+    for name, (help_, build, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_)
+        if argv and argv[0] == name:  # only the command that runs builds its options (and imports what they need)
+            build(p)
+        p.set_defaults(func=run)
     sub.add_parser("train", help="train a registered trainer: mi-estimators train NAME --help")
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -10,13 +10,14 @@ loading a file never runs code.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["load_array", "select_columns"]
+__all__ = ["SampleFiles", "load_array", "select_columns"]
 
 #: text fields read as a missing value (compared in lower case)
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
@@ -139,3 +140,34 @@ def load_array(path: str, columns: str | None = None, key: str | None = None) ->
         raise ValueError(f"{path} holds an array of shape {arr.shape}; expected (n_samples, n_columns) with n >= 1")
     cols = select_columns(columns, None, arr.shape[1])
     return arr[:, [j for _, j in cols]] if cols is not None else arr
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleFiles:
+    """Where ``mi-estimators estimate`` reads X and Y (its file arguments are generated from these fields).
+
+    >>> SampleFiles("xy.csv").load()
+    Traceback (most recent call last):
+    ...
+    ValueError: give a Y file, or --y-cols to take Y from the columns of the X file
+    """
+
+    #: file with X (.npy, .npz or .csv; rows are samples)
+    x: str
+    #: file with Y (none: the same file as X, with --y-cols)
+    y: str | None = dataclasses.field(default=None, metadata={"positional": True})
+    #: columns of X: 0-based indices '0,2', a range '0:3', or CSV header names (none: all)
+    x_cols: str | None = None
+    #: columns of Y (required when Y comes from the same file as X)
+    y_cols: str | None = None
+    #: array name inside an .npz for X (none: the first)
+    x_key: str | None = None
+    #: array name inside an .npz for Y (none: the first)
+    y_key: str | None = None
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` as float64 arrays of the selected columns."""
+        if self.y is None and self.y_cols is None:
+            raise ValueError("give a Y file, or --y-cols to take Y from the columns of the X file")
+        return (load_array(self.x, self.x_cols, self.x_key),
+                load_array(self.y or self.x, self.y_cols, self.y_key))

@@ -13,7 +13,7 @@ import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.critics import SeparableCritic, unstack
 from mi_estimators.fit import train_stacked
-from mi_estimators.validation import StaircaseResult, resolve_bounds, run_validation, staircase_table
+from mi_estimators.validation import StaircaseResult, ValidationConfig, resolve_bounds, run_validation, staircase_table
 
 
 def test_stacked_training_equals_training_each_copy_alone():
@@ -88,8 +88,9 @@ def plugins():
 
 
 def test_quick_grid_tiny_budget_covers_every_registered_bound(tmp_path, plugins):
-    report = run_validation(tasks=["gauss-1x1-mi0.5", "uniform-eps0.1"], staircase_steps=4, task_steps=4,
-                            levels=(1, 2), eval_batches=2, out=tmp_path, progress=False)
+    config = ValidationConfig.quick(tasks=("gauss-1x1-mi0.5", "uniform-eps0.1"), steps_per_level=4, task_steps=4,
+                                    levels=(1, 2), eval_batches=2, progress=False)
+    report = run_validation(config, out=tmp_path)
     expected = set(mie.available()) - {"zz_broken"}
     assert set(report["settings"]["bounds"]) == expected
     assert "zz_broken" in report["settings"]["failed"]
@@ -118,6 +119,48 @@ def test_cli_validate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "infonce" in out and "smile" in out and "gauss-1x1-mi0.5" in out and "I=10" in out
     assert (tmp_path / "report.md").exists()
+
+
+def test_cli_validate_lays_the_flags_given_over_the_chosen_preset(monkeypatch):
+    """``--quick`` picks the quick preset, every flag given replaces its value, the rest stay the preset's;
+    without ``--quick`` the rest are the full run's. Nothing runs: run_validation is replaced by a spy."""
+    import mi_estimators.validation as validation
+
+    seen = []
+    monkeypatch.setattr(validation, "run_validation", lambda config, out, command: seen.append((config, out)) or
+                        {"settings": {"levels": [], "failed": {}}, "staircase": [], "tasks": []})
+    assert cli.main(["validate", "--quick", "--task-steps", "7", "--tasks", "--no-progress", "--critics", "concat"]) == 0
+    assert cli.main(["validate", "--bounds", "infonce", "smile", "--levels", "1", "2.5", "--out", "o"]) == 0
+    (quick, out_quick), (full, out_full) = seen
+    assert quick == ValidationConfig.quick(task_steps=7, tasks=(), progress=False, critics=("concat",))
+    assert out_quick == "out/validation" and out_full == "o"
+    assert full == ValidationConfig.full(bounds=("infonce", "smile"), levels=(1.0, 2.5))
+    assert full.progress is None  # the trainer's convention: bars when stderr is a terminal
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--critics", "separabel"], "invalid choice: 'separabel'"),
+    (["--threads", "0"], "threads must be an integer >= 1, got 0"),
+    (["--steps-per-level", "-1"], "steps_per_level must be an integer >= 0"),
+    (["--levels", "0"], "levels must be a positive finite number"),
+])
+def test_cli_validate_rejects_bad_options_before_any_work(argv, message, capsys):
+    try:
+        rc = cli.main(["validate", *argv])
+    except SystemExit as exc:  # argparse's own errors (a choice) exit 2 as well
+        rc = exc.code
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_validation_config_normalises_sequences_and_names_the_closest_critic():
+    config = ValidationConfig(tasks="gauss-*", bounds=["infonce"], levels=[1, 2])
+    assert (config.tasks, config.bounds, config.levels) == (("gauss-*",), ("infonce",), (1.0, 2.0))
+    with pytest.raises(ValueError, match="did you mean 'concat'"):
+        ValidationConfig(critics=("concta",))
+    quick, full = ValidationConfig.quick(), ValidationConfig.full()
+    assert set(quick.changes_from(full)) == {"critics", "steps_per_level", "task_steps", "task_hidden",
+                                             "eval_batches", "tasks"}
+    assert quick.steps_per_level < full.steps_per_level and quick.task_steps < full.task_steps
 
 
 @pytest.mark.parametrize("mean, sd, truth, flagged", [

@@ -15,9 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from mi_estimators.validation import run_validation
+from mi_estimators.validation import ValidationConfig, run_validation
 from mi_estimators.validation.report import summary_text
 
 if __name__ == "__main__":
@@ -29,9 +27,9 @@ if __name__ == "__main__":
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
     out = Path(a.out or Path(__file__).parent / f"staircase_{a.critic}")
-    report = run_validation(tasks=(), critics=(a.critic,), staircase_steps=a.steps_per_level,
-                            staircase_layers=a.layers, device=a.device,
-                            out=out, progress=True, command="python validation/run_staircase.py " + " ".join(sys.argv[1:]))
+    config = ValidationConfig(tasks=(), critics=(a.critic,), steps_per_level=a.steps_per_level,
+                              staircase_layers=a.layers, device=a.device, threads=a.threads, progress=True)
+    report = run_validation(config, out=out,
+                            command="python validation/run_staircase.py " + " ".join(sys.argv[1:]))
     print(summary_text(report))

@@ -9,14 +9,14 @@ Two suites, both run for every bound in the registry (third-party plugins includ
 
 All bounds train together: one stacked critic with a copy per bound
 (:func:`mi_estimators.fit.train_stacked`). The command prints a table and writes ``report.md``,
-``results.json`` and PNG figures into ``--out``. ``--quick`` (the default of ``make demo``) is a
-short run of the same suites (a few minutes on two CPU cores); the full-size run and its
-committed report live in the repository's ``validation/`` folder.
+``results.json`` and PNG figures into ``--out``. What runs is one :class:`ValidationConfig`: its
+defaults are the full-size run (whose committed report lives in the repository's ``validation/``
+folder), :meth:`ValidationConfig.quick` (``--quick``, the run of ``make demo``) a short run of the
+same suites (a few minutes on two CPU cores).
 
->>> from mi_estimators.validation import run_validation
->>> report = run_validation(bounds=["infonce"], tasks=["gauss-1x1-mi0.5"], staircase_steps=20,
-...                         task_steps=20, out=None)
->>> sorted(report)
+>>> from mi_estimators.validation import ValidationConfig, run_validation
+>>> config = ValidationConfig(bounds=("infonce",), tasks=("gauss-1x1-mi0.5",), steps_per_level=20, task_steps=20)
+>>> sorted(run_validation(config, out=None))
 ['settings', 'staircase', 'tasks']
 """
 
@@ -30,21 +30,14 @@ from typing import Any, Sequence
 from mi_estimators import registry
 from mi_estimators.device import resolve_device
 from mi_estimators.fit import threads as torch_threads
+from mi_estimators.validation.config import ValidationConfig
 from mi_estimators.validation.grid import TaskResult, run_task
 from mi_estimators.validation.report import write_report
 from mi_estimators.validation.selection import BoundSet, resolve_bounds
 from mi_estimators.validation.staircase import StaircaseResult, run_staircase, staircase_table
 
-__all__ = ["BoundSet", "QUICK", "FULL", "StaircaseResult", "TaskResult", "resolve_bounds", "run_staircase",
+__all__ = ["BoundSet", "StaircaseResult", "TaskResult", "ValidationConfig", "resolve_bounds", "run_staircase",
            "run_task", "run_validation", "staircase_table"]
-
-#: the quick grid: a short staircase (separable critic) and four tasks, one per family
-QUICK = dict(critics=("separable",), staircase_steps=200, task_steps=400, task_hidden=64, eval_batches=10,
-             tasks=("gauss-5x5-mi2", "cubic-gauss-1x1-mi0.5", "student-t-2x2-df2", "uniform-eps0.1"))
-#: the full-size grid: Poole et al.'s staircase with both critics, every registered task
-FULL = dict(critics=("separable", "concat"), staircase_steps=4000, task_steps=3000, task_hidden=128,
-            eval_batches=20, tasks=("*",))
-
 
 def _select_tasks(patterns: Sequence[str]) -> list[str]:
     names = registry.available("tasks")
@@ -57,40 +50,39 @@ def _select_tasks(patterns: Sequence[str]) -> list[str]:
     return sorted(chosen, key=lambda n: (order[n], names.index(n)))
 
 
-def run_validation(bounds: Sequence[str] | None = None, tasks: Sequence[str] = QUICK["tasks"],
-                   critics: Sequence[str] = ("separable",), staircase_steps: int = 300, staircase_layers: int = 2,
-                   task_steps: int = 400,
-                   task_hidden: int = 64, eval_batches: int = 10, levels: Sequence[float] = (2, 4, 6, 8, 10),
-                   seed: int = 0, device: str = "auto", out: str | Path | None = None,
-                   progress: bool | None = None, command: str | None = None, threads: int | None = 1) -> dict[str, Any]:
-    """Run the staircase (for each of ``critics``, MLPs of ``staircase_layers`` hidden layers of 256;
-    none if ``staircase_steps`` is 0) and the
-    task grid (``tasks``: registered task names or fnmatch patterns; none if empty) for every
-    bound matching ``bounds``, with ``threads`` torch CPU threads (the caller's count is restored
-    after). Writes ``report.md``, ``results.json`` and PNGs to ``out`` (unless None) and returns the
-    results as a dict of plain rows."""
+def run_validation(config: ValidationConfig | None = None, *, out: str | Path | None = None,
+                   command: str | None = None) -> dict[str, Any]:
+    """Run the staircase (for each of ``config.critics``, MLPs of ``staircase_layers`` hidden layers of
+    256; none if ``steps_per_level`` is 0) and the task grid (``config.tasks``; none if empty) for
+    every bound matching ``config.bounds``, with ``config.threads`` torch CPU threads (the caller's
+    count is restored after). Writes ``report.md``, ``results.json`` and PNGs to ``out`` (unless
+    None; ``command`` is quoted in the report) and returns the results as a dict of plain rows.
+    ``config`` defaults to the full-size run, :meth:`ValidationConfig.full`."""
     from tqdm.auto import tqdm
 
-    dev = resolve_device(device)
-    bound_set = resolve_bounds(list(bounds) if bounds else None)
+    c = ValidationConfig.full() if config is None else config
+    dev = resolve_device(c.device)
+    bound_set = resolve_bounds(list(c.bounds) or None)
     if not bound_set.names:
         raise ValueError(f"every selected bound failed its smoke test: {bound_set.errors}")
-    task_names = _select_tasks(list(tasks)) if tasks else []
-    total = len(critics) * staircase_steps * len(levels) + len(task_names) * task_steps
-    bar = tqdm(total=total, desc="validate", disable=not (sys.stderr.isatty() if progress is None else progress),
-               dynamic_ncols=True)
-    with torch_threads(threads):
-        stair_results = [run_staircase(bound_set, critic, levels=tuple(levels), steps_per_level=staircase_steps,
-                                       layers=staircase_layers, seed=seed, device=dev, progress=bar)
-                         for critic in (critics if staircase_steps > 0 else ())]
-        task_results = [run_task(registry.get(name, kind="tasks"), bound_set, steps=task_steps, hidden=task_hidden,
-                                 eval_batches=eval_batches, seed=seed, device=dev, progress=bar)
+    task_names = _select_tasks(list(c.tasks)) if c.tasks else []
+    critics = c.critics if c.steps_per_level > 0 else ()
+    total = len(critics) * c.steps_per_level * len(c.levels) + len(task_names) * c.task_steps
+    show = sys.stderr.isatty() if c.progress is None else c.progress  # the trainer's convention: None = auto
+    bar = tqdm(total=total, desc="validate", disable=not show, dynamic_ncols=True)
+    with torch_threads(c.threads):
+        stair_results = [run_staircase(bound_set, critic, levels=c.levels, steps_per_level=c.steps_per_level,
+                                       layers=c.staircase_layers, seed=c.seed, device=dev, progress=bar)
+                         for critic in critics]
+        task_results = [run_task(registry.get(name, kind="tasks"), bound_set, steps=c.task_steps,
+                                 hidden=c.task_hidden, eval_batches=c.eval_batches, seed=c.seed, device=dev,
+                                 progress=bar)
                         for name in task_names]
     bar.close()
     report = dict(
-        settings=dict(bounds=bound_set.names, failed=bound_set.errors, critics=list(critics),
-                      staircase_steps_per_level=staircase_steps, levels=list(levels), tasks=task_names,
-                      task_steps=task_steps, task_hidden=task_hidden, eval_batches=eval_batches, seed=seed,
+        settings=dict(bounds=bound_set.names, failed=bound_set.errors, critics=list(c.critics),
+                      staircase_steps_per_level=c.steps_per_level, levels=list(c.levels), tasks=task_names,
+                      task_steps=c.task_steps, task_hidden=c.task_hidden, eval_batches=c.eval_batches, seed=c.seed,
                       device=str(dev), command=command),
         staircase=[dict(critic=r.critic, seconds=r.seconds, errors=r.errors, settings=r.settings,
                         table=staircase_table(r)) for r in stair_results],
