@@ -24,8 +24,10 @@ demo: $(STAMP)
 	$(VENV)/bin/mi-estimators list
 	$(VENV)/bin/mi-estimators validate --quick --out out/validation
 
-# The docstring examples (>>>) of the core and both plugins, then the test suite.
+# The lint (ruff: pyflakes and pycodestyle, 120 columns; pyproject.toml), the docstring examples (>>>)
+# of the core and both plugins, then the test suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules mi_estimators plugins/dim/mi_estimators_dim plugins/amdim/mi_estimators_amdim
 	$(PY) -m pytest -n 2 --hypothesis-profile=ci
 

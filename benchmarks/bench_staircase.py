@@ -35,7 +35,8 @@ def sample(gen):
 
 
 def mlp():
-    return nn.Sequential(nn.Linear(D, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, EMBED))
+    return nn.Sequential(nn.Linear(D, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, EMBED))
 
 
 def plain_loop(name: str, steps: int, gen, fused: bool = False) -> float:
@@ -113,7 +114,8 @@ def main():
     k = len(names)
     print(f"torch {torch.__version__}, {a.threads} thread(s), {a.steps} steps x {a.repeats} repeats, d={D}, "
           f"batch {BATCH}, MLP 2x{HIDDEN} -> {EMBED}\n")
-    print("| bound | plain loop ms/step | plain loop, fused Adam | stacked engine, this bound alone | ratio plain/engine |")
+    print("| bound | plain loop ms/step | plain loop, fused Adam | stacked engine, this bound alone "
+          "| ratio plain/engine |")
     print("|---|---|---|---|---|")
     for n in names:
         print(f"| {n} | {1e3 * med[n]:.2f} | {1e3 * medf[n]:.2f} | {1e3 * med1[n]:.2f} | {med[n] / med1[n]:.2f}x |")

@@ -90,7 +90,8 @@ def marginal_transform(a: np.ndarray, train_idx: np.ndarray, mode: str = "rank")
     >>> a = np.array([[3.0], [1.0], [2.0], [10.0]])
     >>> np.round(marginal_transform(a, np.arange(4)), 3).ravel().tolist()
     [0.319, -1.15, -0.319, 1.15]
-    >>> marginal_transform(a ** 3, np.arange(4)).ravel().tolist() == marginal_transform(a, np.arange(4)).ravel().tolist()
+    >>> cubed = marginal_transform(a ** 3, np.arange(4))
+    >>> cubed.ravel().tolist() == marginal_transform(a, np.arange(4)).ravel().tolist()
     True
     """
     if mode == "none":

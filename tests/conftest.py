@@ -6,7 +6,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import torch  # noqa: E402
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI: no deadline (shared, noisy 2-core machines), print the blob to reproduce a failure, and the
 # same examples on every run (derandomize), so that a red CI is a change's doing and reproduces

@@ -19,8 +19,8 @@ def _positives_and_negatives(scores):
     pos, neg = [], []
     for i in range(n):
         for j in range(n):
-            for l in range(n_loc):
-                (pos if i == j else neg).append(s[i, j, l])
+            for loc in range(n_loc):
+                (pos if i == j else neg).append(s[i, j, loc])
     return torch.stack(pos), torch.stack(neg)
 
 
@@ -45,8 +45,8 @@ def tuba(scores, log_baseline):
     joint, marginal = [], []
     for i in range(n):
         for j in range(n):
-            for l in range(n_loc):
-                centred = s[i, j, l] - log_baseline[i]
+            for loc in range(n_loc):
+                centred = s[i, j, loc] - log_baseline[i]
                 if i == j:
                     joint.append(centred)
                 else:
@@ -78,14 +78,14 @@ def infonce(scores):
     n, _, n_loc = s.shape
     terms = []
     for i in range(n):
-        for l in range(n_loc):
-            candidates = [s[i, i, l]]
+        for loc in range(n_loc):
+            candidates = [s[i, i, loc]]
             for j in range(n):
                 if j != i:
                     for m in range(n_loc):
                         candidates.append(s[i, j, m])
             candidates = torch.stack(candidates)
-            terms.append(s[i, i, l] - (torch.logsumexp(candidates, dim=0) - math.log(len(candidates))))
+            terms.append(s[i, i, loc] - (torch.logsumexp(candidates, dim=0) - math.log(len(candidates))))
     return torch.stack(terms).mean()
 
 
@@ -138,8 +138,8 @@ def mixture_nce(scores, tau, alpha, clip=None):
     per_component = torch.stack([nce_log_probs(scores[..., c], 0, clip) for c in range(k)])   # (K, N, L)
     values, objectives = [], []
     for i in range(n):
-        for l in range(n_loc):
-            s = per_component[:, i, l]
+        for loc in range(n_loc):
+            s = per_component[:, i, loc]
             weights = torch.exp(tau * s) / torch.exp(tau * s).sum()
             entropy = -(weights * torch.log(weights)).sum()
             values.append((weights * s).sum())

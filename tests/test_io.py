@@ -43,7 +43,8 @@ def test_a_short_row_is_a_missing_value(tmp_path):
         load_array(str(path))
 
 
-@pytest.mark.parametrize("text, match", [("", "is empty"), ("\n\n", "is empty"), ("a,b\n", "header row .* no data rows")])
+@pytest.mark.parametrize("text, match", [("", "is empty"), ("\n\n", "is empty"),
+                                         ("a,b\n", "header row .* no data rows")])
 def test_empty_and_header_only_csv(tmp_path, text, match):
     path = tmp_path / "e.csv"
     path.write_text(text)

@@ -133,7 +133,8 @@ def test_two_packages_claiming_one_name_warn_naming_both(site):
         mod = dist.replace("-", "_")
         make_dist(site, dist, mod, GOOD_PLUGIN, {"mi_estimators.bounds": {"gap": f"{mod}:MeanGap"}})
     registry.refresh()
-    with pytest.warns(RuntimeWarning, match=r"thirdparty-a\[gap\].*thirdparty-b\[gap\]|thirdparty-b\[gap\].*thirdparty-a\[gap\]"):
+    both = r"thirdparty-a\[gap\].*thirdparty-b\[gap\]|thirdparty-b\[gap\].*thirdparty-a\[gap\]"
+    with pytest.warns(RuntimeWarning, match=both):
         assert "gap" in mie.available()
 
 

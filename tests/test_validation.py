@@ -129,7 +129,8 @@ def test_cli_validate_lays_the_flags_given_over_the_chosen_preset(monkeypatch):
     seen = []
     monkeypatch.setattr(validation, "run_validation", lambda config, out, command: seen.append((config, out)) or
                         {"settings": {"levels": [], "failed": {}}, "staircase": [], "tasks": []})
-    assert cli.main(["validate", "--quick", "--task-steps", "7", "--tasks", "--no-progress", "--critics", "concat"]) == 0
+    argv = ["validate", "--quick", "--task-steps", "7", "--tasks", "--no-progress", "--critics", "concat"]
+    assert cli.main(argv) == 0
     assert cli.main(["validate", "--bounds", "infonce", "smile", "--levels", "1", "2.5", "--out", "o"]) == 0
     (quick, out_quick), (full, out_full) = seen
     assert quick == ValidationConfig.quick(task_steps=7, tasks=(), progress=False, critics=("concat",))

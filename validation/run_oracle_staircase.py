@@ -73,7 +73,8 @@ def main() -> None:
           "either: InfoNCE is capped at log N, DV and SMILE overshoot (log of a mean of heavy-tailed "
           "e^T underestimates the log partition), NWJ's variance explodes. NWJ's own optimum is "
           "1 + log r, so the `nwj` row is offset by about -1/e; the `jsd` and `tuba` rows read out "
-          "NWJ at that optimum (NWJ(T + 1); TUBA with its default log-baseline 0, which is the same) and show its variance.", "",
+          "NWJ at that optimum (NWJ(T + 1); TUBA with its default log-baseline 0, which is the same) and show its "
+          "variance.", "",
           markdown_table(wide, ["bound"] + [f"I = {lv:g}" for lv in LEVELS]), "",
           "Bounds within |bias| <= 0.3 nats and sd <= 0.5 at every level: "
           + (", ".join(every) if every else "**none**") + f". ({time.perf_counter() - t0:.0f} s)"]

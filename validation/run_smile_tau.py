@@ -36,7 +36,8 @@ def main() -> None:
     for name in bounds.names:
         mine = [r for r in rows if r["bound"] == name]
         ok = all(abs(r["bias"]) <= 0.3 and r["sd"] <= 0.5 for r in mine)
-        print(f"| {name} | " + " | ".join(f"{r['bias']:+.2f} ± {r['sd']:.2f}" for r in mine) + f" | {'yes' if ok else 'no'} |")
+        cells = " | ".join(f"{r['bias']:+.2f} ± {r['sd']:.2f}" for r in mine)
+        print(f"| {name} | {cells} | {'yes' if ok else 'no'} |")
 
 
 if __name__ == "__main__":

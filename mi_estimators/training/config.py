@@ -3,10 +3,10 @@
 Every option is a field of :class:`TrainConfig` (the options all trainers share) or of a trainer's
 subclass (``DIMConfig``, ``AMDIMConfig``); its help text, argparse group, choices and range check
 sit in the field's metadata (:func:`option`). The command line is generated from the fields
-(:meth:`TrainConfig.parser`, by the package's one generator, :mod:`mi_estimators.argparsing`), so ``mi-estimators train NAME --help`` is the one manual of the
-options, with their defaults. Argparse only builds the config; the config checks every value up
-front (``__post_init__``, with the validators of :mod:`mi_estimators.options`) and is all a
-trainer reads.
+(:meth:`TrainConfig.parser`, by the package's one generator, :mod:`mi_estimators.argparsing`), so
+``mi-estimators train NAME --help`` is the one manual of the options, with their defaults.
+Argparse only builds the config; the config checks every value up front (``__post_init__``, with
+the validators of :mod:`mi_estimators.options`) and is all a trainer reads.
 
 >>> cfg = TrainConfig.from_argv(["--encoder", "dim", "--epochs", "2", "--crop-scale", "0.5", "1"])
 >>> cfg.epochs, cfg.crop_scale, cfg.lr
