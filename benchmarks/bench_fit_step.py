@@ -27,7 +27,7 @@ import torch
 import mi_estimators as mie
 from mi_estimators.arrays import marginal_transform
 from mi_estimators.critics import SeparableCritic
-from mi_estimators.fit import fit_critic, flush_denormals, make_adam
+from mi_estimators.fit import FitConfig, fit_critic, flush_denormals, make_adam
 
 
 def data(task_id: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,8 +55,8 @@ def plain(x, y, steps: int) -> None:
 
 
 def library(x, y, steps: int, ema: float | None) -> None:
-    fit_critic(critic(x.shape[1], y.shape[1]), mie.get("infonce"), (x, y), None, steps=steps, batch=256, lr=2e-3,
-               rng=np.random.default_rng(0), ema=ema)
+    fit_critic(critic(x.shape[1], y.shape[1]), mie.get("infonce"), (x, y), None,
+               FitConfig(steps=steps, batch=256, lr=2e-3, ema=ema), rng=np.random.default_rng(0))
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 r"""Closed-form critics of elliptical copulas: the Student-t copula and its ν = ∞ limit, the Gaussian
-copula, reduced to the k leading canonical pairs.
+copula, reduced to the k leading canonical pairs. This is the library's one closed-form fitted
+critic (the Gaussian log density ratio is ν = ∞); :func:`mi_estimators.estimate` uses it as its
+copula candidate (:mod:`mi_estimators.estimation.candidates.copula`).
 
 The inputs are normal scores (:func:`mi_estimators.arrays.marginal_transform`, ``"rank"``): each
 column already has the marginal N(0, 1), and MI is unchanged by increasing maps of a column. Each
@@ -167,8 +169,22 @@ class EllipticalCopulaCritic(nn.Module):
 
     @classmethod
     def fit(cls, x, y, df: float = math.inf, rank: int | None = None) -> "EllipticalCopulaCritic":
-        """Fit the t_ν copula (ν = ``df``) of rank ``rank`` (None: full) to rows of normal scores."""
+        """Fit the t_ν copula (ν = ``df``, ``inf``: Gaussian) of rank ``rank`` (None: full) to rows of
+        normal scores ``x`` ``(n, dx)`` and ``y`` ``(n, dy)``; needs n > dx + dy rows.
+
+        With ``df=inf`` and full rank this is the Gaussian log density ratio of the correlation
+        matrix of the rows, and its MI ``-½ Σ log(1 − ρ_l²) = ½ log(det Rxx det Ryy / det R)``
+        the Gaussian-copula estimate of Ince et al. 2017 (Hum. Brain Mapp. 38:1541): a lower bound
+        on I(X; Y) for normal scores, since among joint laws with these marginals and this
+        covariance the Gaussian has the largest entropy.
+        """
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"fit needs x (n, dx) and y (n, dy) with the same number of rows n, got shapes "
+                             f"{x.shape} and {y.shape}; reshape 1-D data with a[:, None]")
+        if x.shape[0] <= x.shape[1] + y.shape[1]:
+            raise ValueError(f"fit needs more than dx + dy = {x.shape[1] + y.shape[1]} rows to fit a dispersion, "
+                             f"got {x.shape[0]}")
         z = t_scores(np.hstack([x, y]), df)
         canon = Canonical.of(fit_dispersion(z, df), x.shape[1])
         return cls(canon, df, len(canon.rho) if rank is None else rank)
@@ -202,7 +218,8 @@ class EllipticalCopulaCritic(nn.Module):
         nu, d = self.df, self.x_dim + self.y_dim
         q = qx[:, None] + qy[None, :] + extra
         return (self.const - half_logdet - (nu + d) / 2 * torch.log1p(q / nu)
-                + (nu + self.x_dim) / 2 * torch.log1p(qx / nu)[:, None] + (nu + self.y_dim) / 2 * torch.log1p(qy / nu)[None, :])
+                + (nu + self.x_dim) / 2 * torch.log1p(qx / nu)[:, None]
+                + (nu + self.y_dim) / 2 * torch.log1p(qy / nu)[None, :])
 
     def extra_repr(self) -> str:
         return f"df={self.df}, rank={self.rank}, x_dim={self.x_dim}, y_dim={self.y_dim}"

@@ -13,7 +13,10 @@ N(N-1) pairs from the product of marginals (the convention of :mod:`mi_estimator
   fixed linear projections of each side (in :func:`mi_estimators.estimate`, the leading canonical
   directions: a critic of few inputs for wide data whose dependence is in a few directions).
 * :class:`BilinearCritic` ``T(x, y) = xᵀ W y`` (plus, with ``quadratic=True``, ``xᵀAx + yᵀBy + c``,
-  which contains the exact log density ratio of any Gaussian pair).
+  which contains the exact log density ratio of any Gaussian pair), trained like the others.
+  The Gaussian log density ratio *fitted in closed form* to data is not a critic here but in
+  :mod:`mi_estimators.copula` (:class:`~mi_estimators.copula.EllipticalCopulaCritic` with
+  ``df=inf``: the Gaussian copula, on normal scores).
 
 The MLP critics take ``norm_feature=True`` to append ``‖x‖²/d`` (and ``‖y‖²/d``) to their inputs:
 the squared radius, which a ReLU or SiLU network otherwise has to build from many units, and on
@@ -261,7 +264,8 @@ class BilinearCritic(_Critic):
     jointly Gaussian (x, y) the log density ratio ``log p(x, y) / p(x)p(y)`` is exactly such a
     quadratic form, so ``quadratic=True`` can represent the optimal critic; the plain form is
     optimal for InfoNCE when the marginal of y is isotropic (terms in x alone cancel there).
-    ``W`` starts at zero (the independence critic).
+    ``W`` starts at zero (the independence critic). The fitted closed form of that ratio is
+    :meth:`mi_estimators.copula.EllipticalCopulaCritic.fit` with ``df=inf``.
 
     >>> import torch
     >>> BilinearCritic(x_dim=3, y_dim=2)(torch.randn(5, 3), torch.randn(5, 2)).shape
@@ -277,82 +281,8 @@ class BilinearCritic(_Critic):
             self.a = nn.Parameter(torch.zeros(*lead, x_dim, x_dim))
             self.b = nn.Parameter(torch.zeros(*lead, y_dim, y_dim))
             self.c = nn.Parameter(torch.zeros(*lead, 1, 1))
-        # inputs are centred on these before scoring (zero unless set by fit_gaussian)
-        self.register_buffer("x_center", torch.zeros(x_dim))
-        self.register_buffer("y_center", torch.zeros(y_dim))
-
-    @classmethod
-    def fit_gaussian(cls, x: Tensor, y: Tensor, ridge: float = 1e-6) -> "BilinearCritic":
-        r"""The log density ratio of the Gaussian fitted to the pairs ``(x, y)``, as a quadratic critic.
-
-        With ``z = [x; y]`` centred on the sample means, Σ the sample covariance (plus ``ridge``
-        times its mean variance on the diagonal) and ``P = Σ⁻¹``:
-
-        .. math::
-
-            \log \frac{\mathcal N(z; Σ)}{\mathcal N(x; Σ_{xx})\,\mathcal N(y; Σ_{yy})}
-              = -x^\top P_{xy} y + \tfrac12 x^\top (Σ_{xx}^{-1} - P_{xx}) x
-                + \tfrac12 y^\top (Σ_{yy}^{-1} - P_{yy}) y + I_G,
-
-        ``I_G = ½ log(det Σxx det Σyy / det Σ)`` the Gaussian MI of Σ. This is the optimal critic
-        of every bound when (x, y) is jointly Gaussian, and its DV value is I_G. After normal
-        scores of the ranks (Gaussian marginals), I_G is a lower bound on I(X; Y): among joint
-        laws with these marginals and this covariance the Gaussian has the largest entropy (the
-        Gaussian-copula estimator of Ince et al. 2017, Hum. Brain Mapp. 38:1541).
-
-        >>> import torch
-        >>> g = torch.Generator().manual_seed(0)
-        >>> x = torch.randn(20000, 1, dtype=torch.float64, generator=g)
-        >>> y = 0.8 * x + 0.6 * torch.randn(20000, 1, dtype=torch.float64, generator=g)
-        >>> critic = BilinearCritic.fit_gaussian(x, y)
-        >>> abs(critic.c.item() - (-0.5 * math.log(1 - 0.8 ** 2))) < 0.02   # I_G against the true MI
-        True
-        """
-        if x.dim() != 2 or y.dim() != 2 or x.shape[0] != y.shape[0]:
-            raise ValueError(f"fit_gaussian needs x (N, dx) and y (N, dy) with the same N, got "
-                             f"{tuple(x.shape)} and {tuple(y.shape)}")
-        dx, dy = x.shape[1], y.shape[1]
-        if x.shape[0] <= dx + dy:
-            raise ValueError(f"fit_gaussian needs more than dx + dy = {dx + dy} rows to fit a covariance, "
-                             f"got {x.shape[0]}")
-        z = torch.cat([x, y], 1).double()
-        cov = torch.cov(z.t()).reshape(dx + dy, dx + dy)
-        eye = torch.eye(dx + dy, dtype=cov.dtype, device=cov.device)
-        cov = cov + ridge * cov.diagonal().mean().clamp_min(1e-12) * eye
-        return cls.from_covariance(cov, dx, mean=z.mean(0)).to(dtype=x.dtype)
-
-    @classmethod
-    def from_covariance(cls, cov, x_dim: int, mean=None) -> "BilinearCritic":
-        """The exact log density ratio of ``N(mean, cov)`` for ``z = [x; y]`` with x the first
-        ``x_dim`` coordinates (the formula of :meth:`fit_gaussian`), as a float64 quadratic critic.
-
-        >>> import torch
-        >>> critic = BilinearCritic.from_covariance(torch.tensor([[1.0, 0.6], [0.6, 1.0]]), 1)
-        >>> round(critic.c.item(), 4), round(-0.5 * math.log(1 - 0.6 ** 2), 4)
-        (0.2231, 0.2231)
-        """
-        cov = torch.as_tensor(cov, dtype=torch.float64)
-        d = cov.shape[0]
-        if cov.shape != (d, d) or not 0 < x_dim < d:
-            raise ValueError(f"cov must be a square (dx + dy) matrix and 0 < x_dim < dx + dy, got {tuple(cov.shape)} "
-                             f"and x_dim={x_dim}")
-        dx, dy = x_dim, d - x_dim
-        mean = torch.zeros(d, dtype=torch.float64, device=cov.device) if mean is None else \
-            torch.as_tensor(mean, dtype=torch.float64, device=cov.device)
-        prec = torch.linalg.inv(cov)
-        sxx, syy = cov[:dx, :dx], cov[dx:, dx:]
-        critic = cls(dx, dy, quadratic=True).to(device=cov.device, dtype=torch.float64)
-        with torch.no_grad():
-            critic.weight.copy_(-prec[:dx, dx:])
-            critic.a.copy_(0.5 * (torch.linalg.inv(sxx) - prec[:dx, :dx]))
-            critic.b.copy_(0.5 * (torch.linalg.inv(syy) - prec[dx:, dx:]))
-            critic.c.fill_(float(0.5 * (torch.logdet(sxx) + torch.logdet(syy) - torch.logdet(cov))))
-            critic.x_center.copy_(mean[:dx])
-            critic.y_center.copy_(mean[dx:])
-        return critic
 
     def scores(self, x: Tensor, y: Tensor) -> Tensor:
-        x, y = x - self.x_center, y - self.y_center
         s = x @ self.weight @ y.t()  # (N, N) or (K, N, N)
         if self.quadratic:
             qx = ((x @ self.a) * x).sum(-1)  # (N,) or (K, N)

@@ -3,8 +3,10 @@
 Everything that trains a critic on samples goes through here: :func:`mi_estimators.estimate`
 (one critic, one bound, early stopping on a monitor split, read out on a test split) and
 ``mi-estimators validate`` (K stacked critics, one per bound, trained in one pass on fresh
-samples). The numerics it composes (bounds, critics) live in the layer below; file loaders, the
-command line and report writers in the layer above (``../shared/DESIGN.md`` §4).
+samples). It sits in the middle of three layers: it composes the numerics below it (bounds,
+critics, arrays), which never import it, and it never imports the adapters above it (file
+loaders, the command line, report writers), so that a library user can train and read out a
+critic without pulling in any I/O. ``tests/test_architecture.py`` checks both directions.
 
 One optimiser step of K stacked critics (:func:`train_step`): the copies share no parameters, so
 the gradient of the summed losses is each copy's own gradient, and Adam (elementwise) updates every
@@ -25,11 +27,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mi_estimators import options as check
 from mi_estimators.bounds.base import finite_checks, value_and_loss
 from mi_estimators.critics import ConcatCritic
 
-__all__ = ["EarlyStopping", "FitResult", "fit_critic", "flush_denormals", "flushing_denormals", "held_out", "make_adam",
-           "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
+__all__ = ["EarlyStopping", "FitConfig", "FitResult", "fit_critic", "flush_denormals", "flushing_denormals", "held_out",
+           "make_adam", "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,27 +196,26 @@ def _jackknife_variance(bound: Any, scores: Tensor, groups: int) -> float:
 
 
 @torch.no_grad()
-def held_out(critic: nn.Module, bounds: Sequence[Any], x: Tensor, y: Tensor, block: int,
-             groups: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Each bound on the full score matrix of held-out blocks, with a jackknife standard error.
+def held_out(critic: nn.Module, bound: Any, x: Tensor, y: Tensor, block: int, groups: int = 20) -> tuple[float, float]:
+    """``bound`` on the full score matrix of held-out blocks, with a jackknife standard error.
 
-    The held-out rows are cut into blocks of about ``block`` rows; each bound is applied to a
+    The held-out rows are cut into blocks of about ``block`` rows; the bound is applied to a
     block's full ``(B, B)`` matrix (B(B−1) negatives); blocks are combined as a mean, their
-    jackknife variances (:func:`_jackknife_variance`) as the variance of that mean.
-    Returns ``(estimates, stderrs)``, each of shape ``(K,)`` (NaN stderr when ``groups < 2``).
+    jackknife variances (:func:`_jackknife_variance`) as the variance of that mean:
+    ``value = (1/m) Σ_b θ_b``, ``stderr = √(Σ_b var_b) / m`` for m blocks.
+    ``critic`` is any callable ``(x, y) -> (n, n)`` scores (one critic, not a stack).
+    Returns ``(value, stderr)`` (stderr NaN when ``groups < 2``: no jackknife).
     """
     n_blocks = max(1, x.shape[0] // block)
     edges = np.linspace(0, x.shape[0], n_blocks + 1).astype(int)
-    values = np.zeros((len(bounds), n_blocks))
-    variances = np.full((len(bounds), n_blocks), np.nan)
+    values, variances = np.zeros(n_blocks), np.full(n_blocks, np.nan)
     for b in range(n_blocks):
         scores = score_matrix(critic, x[edges[b]:edges[b + 1]], y[edges[b]:edges[b + 1]])
         g = min(groups, scores.shape[-1] // 2)
-        for k, bound in enumerate(bounds):
-            values[k, b] = float(bound(per_model(scores, k)))
-            if g >= 2:
-                variances[k, b] = _jackknife_variance(bound, per_model(scores, k), g)
-    return values.mean(1), np.sqrt(variances.sum(1)) / n_blocks
+        values[b] = float(bound(scores))
+        if g >= 2:
+            variances[b] = _jackknife_variance(bound, scores, g)
+    return float(values.mean()), float(np.sqrt(variances.sum()) / n_blocks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +247,35 @@ class EarlyStopping:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         return model
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How :func:`fit_critic` trains: ``steps`` optimiser steps of AdamW (``lr``, ``weight_decay``)
+    on minibatches of ``batch`` training rows; every ``eval_every`` steps the bound on the monitor
+    split, read out in blocks of ``block`` rows, with early stopping after ``patience``
+    evaluations without improvement; ``ema`` the decay of the moving average of the weights
+    (None: the raw weights only).
+
+    >>> FitConfig(steps=100, batch=64, lr=1e-3).patience
+    8
+    """
+
+    steps: int
+    batch: int
+    lr: float
+    weight_decay: float = 0.0
+    eval_every: int = 100
+    patience: int = 8
+    block: int = 4096
+    ema: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "eval_every", "patience", "block"):
+            check.positive_int(name, getattr(self, name))
+        check.positive_float("lr", self.lr)
+        check.non_negative_float("weight_decay", self.weight_decay)
+        check.optional(check.unit_interval_float, "ema", self.ema, "such as 0.99", open_left=True, open_right=True)
 
 
 @dataclass
@@ -296,32 +327,31 @@ def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[T
             yield order[start:start + batch]
 
 
-def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor] | None, *,
-               steps: int, batch: int, lr: float, weight_decay: float = 0.0, eval_every: int = 100,
-               patience: int = 8, block: int = 4096, rng: np.random.Generator | None = None,
-               progress=None, ema: float | None = None) -> FitResult:
-    """Train ``critic`` with ``bound.loss`` on minibatches of ``train``; every ``eval_every`` steps
-    read the bound out on the whole ``monitor`` split (:func:`held_out`), keep the best weights
-    and stop after ``patience`` evaluations without improvement. The critic ends in eval mode with
-    the best weights. Raises ``ValueError`` when training diverges.
+def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor] | None,
+               config: FitConfig, *, rng: np.random.Generator | None = None, progress=None) -> FitResult:
+    """Train ``critic`` with ``bound.loss`` on minibatches of ``train``; every ``config.eval_every``
+    steps read the bound out on the whole ``monitor`` split (:func:`held_out`), keep the best
+    weights and stop after ``config.patience`` evaluations without improvement. The critic ends in
+    eval mode with the best weights. Raises ``ValueError`` when training diverges.
 
-    ``ema=β`` also keeps the exponential moving average of the weights, ``θ̄ ← β θ̄ + (1 − β) θ``
-    after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J. Control Optim. 30:838;
-    :class:`_MovingAverage`): the average smooths the minibatch noise of the last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights
-    on the monitor split counts (the average lags behind in short runs).
+    ``config.ema=β`` also keeps the exponential moving average of the weights,
+    ``θ̄ ← β θ̄ + (1 − β) θ`` after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J.
+    Control Optim. 30:838; :class:`_MovingAverage`): the average smooths the minibatch noise of the
+    last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights on the
+    monitor split counts (the average lags behind in short runs).
 
-    ``monitor=None`` trains exactly ``steps`` steps and keeps the last weights (their average with
-    ``ema``): how a refit reuses a step count that a monitored fit chose."""
+    ``monitor=None`` trains exactly ``config.steps`` steps and keeps the last weights (their average
+    with ``ema``): how a refit reuses a step count that a monitored fit chose."""
     rng = np.random.default_rng() if rng is None else rng
-    optimizer = make_adam(critic.parameters(), lr, weight_decay)
-    average = None if ema is None else _MovingAverage(critic, ema)
+    optimizer = make_adam(critic.parameters(), config.lr, config.weight_decay)
+    average = None if config.ema is None else _MovingAverage(critic, config.ema)
     models = [critic] if average is None else [average.module, critic]  # candidates at each evaluation
-    stopper = EarlyStopping(patience)
+    stopper = EarlyStopping(config.patience)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
-    batches = _batches(train[0].shape[0], min(batch, train[0].shape[0]), rng, train[0].device)
+    batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
     stopped, step, averaged = False, 0, False
     critic.train()
-    for step in range(1, steps + 1):
+    for step in range(1, config.steps + 1):
         idx = next(batches)
         with finite_checks(False):  # a NaN/Inf score makes the value below non-finite: checked there
             value = float(train_step(critic, [bound], optimizer, train[0][idx], train[1][idx])[0])
@@ -334,8 +364,8 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         history["train"].append(value)
         if progress is not None:
             progress.update(1)
-        if monitor is not None and (step % eval_every == 0 or step == steps):
-            model, monitor_value = _best_on_monitor(models, bound, monitor, block)
+        if monitor is not None and (step % config.eval_every == 0 or step == config.steps):
+            model, monitor_value = _best_on_monitor(models, bound, monitor, config.block)
             critic.train()
             history["eval_step"].append(step)
             history["monitor"].append(monitor_value)
@@ -346,7 +376,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             if stopper.best_step == step:
                 averaged = model is not critic
             if done:
-                stopped = step < steps
+                stopped = step < config.steps
                 break
     if monitor is None:
         if average is not None:
@@ -363,6 +393,6 @@ def _best_on_monitor(models: list[nn.Module], bound: Any, monitor: tuple[Tensor,
     scored = []
     for model in models:
         model.eval()
-        scored.append((float(held_out(model, [bound], *monitor, block, groups=0)[0][0]), model))
+        scored.append((held_out(model, bound, *monitor, block, groups=0)[0], model))
     value, model = max(scored, key=lambda vm: vm[0] if math.isfinite(vm[0]) else -math.inf)
     return model, value

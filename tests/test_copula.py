@@ -120,3 +120,52 @@ def test_grids_and_bad_options():
         EllipticalCopulaCritic(Canonical.of(np.eye(2), 1), -1.0, 1)
     with pytest.raises(ValueError, match="rank"):
         EllipticalCopulaCritic(Canonical.of(np.eye(2), 1), 2.0, -1)
+
+
+# --------------------------------------------------------------------------------------------
+# the Gaussian copula fitted to rows (ν = ∞): the closed-form Gaussian log density ratio
+# --------------------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), dx=st.integers(1, 4), dy=st.integers(1, 4))
+def test_gaussian_fit_scores_are_the_fitted_gaussians_log_density_ratio(seed, dx, dy):
+    """Naive reference: scipy's multivariate normal log-densities of the rows' second-moment matrix
+    (the copula's inputs are normal scores: zero mean, unit variance) and the Gaussian MI of it."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(dx + dy, dx + dy))
+    z = rng.normal(size=(200, dx + dy)) @ mix  # dependent columns
+    z /= np.sqrt((z ** 2).mean(0))  # unit second moments, as normal scores have
+    cov = z.T @ z / len(z)
+    critic = EllipticalCopulaCritic.fit(z[:, :dx], z[:, dx:], df=math.inf)
+    xs, ys = z[:7, :dx], z[:7, dx:]  # score every pair (x_i, y_j)
+    ref = _naive_ratio(cov, dx, math.inf, xs, ys)
+    got = critic.scores_t(torch.as_tensor(xs), torch.as_tensor(ys)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-9 * max(1.0, np.abs(ref).max()))
+    np.testing.assert_allclose(critic(torch.as_tensor(xs), torch.as_tensor(ys)).numpy(), got, rtol=1e-5, atol=1e-5)
+    gaussian_mi = 0.5 * (np.linalg.slogdet(cov[:dx, :dx])[1] + np.linalg.slogdet(cov[dx:, dx:])[1]
+                         - np.linalg.slogdet(cov)[1])
+    assert critic.mutual_information() == pytest.approx(gaussian_mi, rel=1e-6, abs=1e-9)
+
+
+def test_gaussian_fit_recovers_a_gaussian_tasks_optimal_critic():
+    import mi_estimators as mie
+
+    task = mie.get("gauss-5x5-mi2", kind="tasks")
+    sd = np.sqrt(np.diag(task.cov))  # unit-variance columns: the log density ratio is unchanged
+    x, y = task.sample(100_000, seed=0)
+    critic = EllipticalCopulaCritic.fit(x / sd[:5], y / sd[5:], df=math.inf)
+    assert critic.mutual_information() == pytest.approx(task.mi, abs=0.03)
+    xt, yt = task.sample(500, seed=1)
+    with torch.no_grad():
+        scores = critic(torch.tensor(xt / sd[:5]), torch.tensor(yt / sd[5:]))
+    truth = task.log_density_ratio(xt, yt)
+    assert np.abs(scores.diagonal().numpy() - truth).mean() < 0.05 * np.abs(truth).mean()
+    # DV of the exact Gaussian critic on all pairs of a held-out set is I_G (the score is log r)
+    assert mie.get("dv")(scores).item() == pytest.approx(task.mi, abs=0.3)
+
+
+def test_fit_rejects_too_few_rows_and_bad_shapes():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"more than dx \+ dy = 4 rows"):
+        EllipticalCopulaCritic.fit(rng.normal(size=(4, 2)), rng.normal(size=(4, 2)))
+    with pytest.raises(ValueError, match="same number of rows"):
+        EllipticalCopulaCritic.fit(rng.normal(size=(40, 2)), rng.normal(size=(30, 2)))

@@ -1,14 +1,12 @@
-"""Critics: the score convention against a naive pair-by-pair reference, stacking, input hints, the
-closed-form Gaussian critic. What every critic must do (shapes, gradients, ValueErrors, pairwise
-scores) is checked for every registered critic by the conformance kit in test_conformance.py."""
+"""Critics: the score convention against a naive pair-by-pair reference, stacking, input hints (the
+closed-form Gaussian critic fitted to data is the Gaussian copula's, tested in test_copula.py). What
+every critic must do (shapes, gradients, ValueErrors, pairwise scores) is checked for every
+registered critic by the conformance kit in test_conformance.py."""
 
-import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-from scipy import stats
+from hypothesis import given, strategies as st
 
-import mi_estimators as mie
 from mi_estimators.critics import (BilinearCritic, ConcatCritic, SeparableCritic, StackedLinear,
                                    unstack)
 
@@ -113,53 +111,3 @@ def test_bad_options_raise():
         SeparableCritic(2, 3, activation="nope")
     with pytest.raises(ValueError, match="x_dim"):
         ConcatCritic(0, 3)
-
-
-# --------------------------------------------------------------------------------------------
-# BilinearCritic.fit_gaussian: the closed-form Gaussian log density ratio
-# --------------------------------------------------------------------------------------------
-
-@settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), dx=st.integers(1, 4), dy=st.integers(1, 4))
-def test_fit_gaussian_scores_are_the_fitted_gaussians_log_density_ratio(seed, dx, dy):
-    """Naive reference: scipy's multivariate normal log-densities of the sample mean and covariance."""
-    rng = np.random.default_rng(seed)
-    mix = rng.normal(size=(dx + dy, dx + dy))
-    z = rng.normal(size=(200, dx + dy)) @ mix + rng.normal(size=dx + dy)  # dependent, not centred
-    x, y = torch.tensor(z[:, :dx]), torch.tensor(z[:, dx:])
-    critic = BilinearCritic.fit_gaussian(x, y, ridge=0.0)
-    mean, cov = z.mean(0), np.cov(z.T)
-    xs, ys = z[:7, :dx], z[:7, dx:]  # score every pair (x_i, y_j)
-    pairs = np.concatenate([np.repeat(xs, 7, 0), np.tile(ys, (7, 1))], 1)
-    ref = (stats.multivariate_normal(mean, cov).logpdf(pairs)
-           - stats.multivariate_normal(mean[:dx], cov[:dx, :dx]).logpdf(pairs[:, :dx])
-           - stats.multivariate_normal(mean[dx:], cov[dx:, dx:]).logpdf(pairs[:, dx:])).reshape(7, 7)
-    with torch.no_grad():
-        got = critic(torch.tensor(xs), torch.tensor(ys)).numpy()
-    np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-9 * max(1.0, np.abs(ref).max()))
-    _, logdet = np.linalg.slogdet(cov)
-    gaussian_mi = 0.5 * (np.linalg.slogdet(cov[:dx, :dx])[1] + np.linalg.slogdet(cov[dx:, dx:])[1] - logdet)
-    assert critic.c.item() == pytest.approx(gaussian_mi, rel=1e-6, abs=1e-9)
-
-
-def test_fit_gaussian_recovers_a_gaussian_tasks_optimal_critic():
-    task = mie.get("gauss-5x5-mi2", kind="tasks")
-    x, y = task.sample(100_000, seed=0)
-    critic = BilinearCritic.fit_gaussian(torch.tensor(x), torch.tensor(y))
-    assert critic.c.item() == pytest.approx(task.mi, abs=0.03)
-    xt, yt = task.sample(500, seed=1)
-    with torch.no_grad():
-        got = critic(torch.tensor(xt), torch.tensor(yt)).diagonal().numpy()
-    truth = task.log_density_ratio(xt, yt)
-    assert np.abs(got - truth).mean() < 0.05 * np.abs(truth).mean()
-    # DV of the exact Gaussian critic on all pairs of a held-out set is I_G (the score is log r)
-    with torch.no_grad():
-        dv = mie.get("dv")(critic(torch.tensor(xt), torch.tensor(yt))).item()
-    assert dv == pytest.approx(task.mi, abs=0.3)
-
-
-def test_fit_gaussian_rejects_too_few_rows_and_bad_shapes():
-    with pytest.raises(ValueError, match="more than dx \\+ dy"):
-        BilinearCritic.fit_gaussian(torch.randn(4, 2), torch.randn(4, 2))
-    with pytest.raises(ValueError, match="same N"):
-        BilinearCritic.fit_gaussian(torch.randn(40, 2), torch.randn(30, 2))

@@ -13,7 +13,7 @@ from mi_estimators import cli
 from mi_estimators.copula import EllipticalCopulaCritic
 from mi_estimators.critics import ConcatCritic, SeparableCritic
 from mi_estimators.arrays import as_array, marginal_transform
-from mi_estimators.fit import fit_critic, held_out, score_matrix
+from mi_estimators.fit import FitConfig, fit_critic, held_out, score_matrix
 from mi_estimators.io import load_array
 
 FAST = dict(steps=60, eval_every=20, critic_options={"hidden": 16}, batch_size=64)
@@ -77,18 +77,18 @@ def test_held_out_jackknife_matches_naive(critic_cls):
     with torch.no_grad():
         full = critic(x, y)
     torch.testing.assert_close(score_matrix(critic, x, y), full)
-    value, se = held_out(critic, [bound], x, y, block=1000, groups=6)
+    value, se = held_out(critic, bound, x, y, block=1000, groups=6)
     groups = np.array_split(np.arange(90), 6)
     loo = []
     for g in groups:
         keep = np.setdiff1d(np.arange(90), g)
         loo.append(float(bound(full[keep][:, keep])))
     loo = np.array(loo)
-    assert value[0] == pytest.approx(float(bound(full)), abs=1e-6)
-    assert se[0] == pytest.approx(math.sqrt(5 / 6 * ((loo - loo.mean()) ** 2).sum()), rel=1e-6)
+    assert value == pytest.approx(float(bound(full)), abs=1e-6)
+    assert se == pytest.approx(math.sqrt(5 / 6 * ((loo - loo.mean()) ** 2).sum()), rel=1e-6)
     # two blocks: the mean of each block's full-matrix value
-    v2, _ = held_out(critic, [bound], x, y, block=45, groups=0)
-    assert v2[0] == pytest.approx((float(bound(full[:45, :45])) + float(bound(full[45:, 45:]))) / 2, abs=1e-6)
+    v2, _ = held_out(critic, bound, x, y, block=45, groups=0)
+    assert v2 == pytest.approx((float(bound(full[:45, :45])) + float(bound(full[45:, 45:]))) / 2, abs=1e-6)
 
 
 @pytest.mark.parametrize("x, y, match", [
@@ -220,11 +220,13 @@ def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     _, x, y = gauss
     opts = dict(steps=20, eval_every=10, critic_options={"hidden": 8}, copula=False)
     one = mie.estimate(x, y, seed=0, **opts)
-    assert (one.settings.options.critic, one.settings.options.batch_size, one.settings.options.eval_batch) == ("concat", 64, 1024)
+    assert (one.settings.options.critic, one.settings.options.batch_size,
+            one.settings.options.eval_batch) == ("concat", 64, 1024)
     assert one.settings.options.lr == 3e-3
     assert isinstance(one.critic, ConcatCritic)
     two = mie.estimate(np.hstack([x, x]), y, seed=0, **opts)
-    assert (two.settings.options.critic, two.settings.options.batch_size, two.settings.options.eval_batch) == ("separable", 256, 4096)
+    assert (two.settings.options.critic, two.settings.options.batch_size,
+            two.settings.options.eval_batch) == ("separable", 256, 4096)
     assert isinstance(two.critic, SeparableCritic)
     given = mie.estimate(x, y, critic="separable", batch_size=32, seed=0, **opts)
     assert (given.settings.options.critic, given.settings.options.batch_size) == ("separable", 32)
@@ -308,8 +310,8 @@ def test_gaussian_copula_mi_is_a_lower_bound_on_non_gaussian_tasks(task_id):
     task = mie.get(task_id, kind="tasks")
     x, y = task.sample(40_000, seed=3)
     rows = np.arange(len(x))
-    z = [torch.as_tensor(marginal_transform(a, rows)) for a in (x, y)]
-    gaussian_mi = mie.critics.BilinearCritic.fit_gaussian(*z).c.item()
+    z = [marginal_transform(a, rows) for a in (x, y)]
+    gaussian_mi = EllipticalCopulaCritic.fit(*z, df=math.inf).mutual_information()
     assert 0.0 <= gaussian_mi < task.mi - 0.03  # strictly below: these copulas are not Gaussian
 
 
@@ -345,17 +347,13 @@ def test_unknown_option_names_the_closest(gauss):
 def test_crossfit_is_the_mean_over_folds_of_refit_and_read_out():
     """Against a naive loop: per fold, the transform and the copula fitted on the other rows, DV on the fold."""
     from mi_estimators.copula import EllipticalCopulaCritic
-    from mi_estimators.estimation import Candidate, EstimateOptions, crossfit
+    from mi_estimators.estimation import CopulaCandidate, EstimateOptions, crossfit
 
     task = mie.get("student-t-2x2-df5-rho0.5", kind="tasks")
     x, y = task.sample(600, seed=0)
     dv = mie.get("dv")
 
-    def refit(a, b):
-        critic = EllipticalCopulaCritic.fit(a, b, df=5.0, rank=2)
-        return critic, critic.mutual_information()
-
-    cand = Candidate("copula", None, dv, 0.0, 0.0, {}, refit)
+    cand = CopulaCandidate(EllipticalCopulaCritic.fit(x, y, df=5.0, rank=2), monitor=0.0)  # refits with df 5, rank 2
     opts = EstimateOptions(folds=3, jackknife_groups=5).resolve(2, 2)
     mi, se, train = crossfit(cand, x, y, opts, np.random.default_rng(4), torch.device("cpu"))
     values, variances, trains = [], [], []
@@ -363,8 +361,8 @@ def test_crossfit_is_the_mean_over_folds_of_refit_and_read_out():
         rows = np.setdiff1d(np.arange(600), test)
         xz, yz = marginal_transform(x, rows), marginal_transform(y, rows)
         critic = EllipticalCopulaCritic.fit(xz[rows], yz[rows], df=5.0, rank=2)
-        v, e = held_out(critic, [dv], torch.as_tensor(xz[test]).float(), torch.as_tensor(yz[test]).float(), 4096, 5)
-        values.append(v[0]), variances.append(e[0] ** 2), trains.append(critic.mutual_information())
+        v, e = held_out(critic, dv, torch.as_tensor(xz[test]).float(), torch.as_tensor(yz[test]).float(), 4096, 5)
+        values.append(v), variances.append(e ** 2), trains.append(critic.mutual_information())
     assert mi == pytest.approx(np.mean(values), abs=1e-6) and train == pytest.approx(np.mean(trains), abs=1e-9)
     assert se == pytest.approx(math.sqrt(sum(variances)) / 3, rel=1e-6)
 
@@ -382,14 +380,15 @@ def test_fit_critic_keeps_the_better_of_the_moving_average_and_the_raw_weights()
 
     def run(steps, ema=None):
         critic = copy.deepcopy(start)
-        fit = fit_critic(critic, bound, (x[:150], y[:150]), monitor, steps=steps, batch=32, lr=1e-2,
-                         eval_every=steps, rng=np.random.default_rng(1), ema=ema)
+        fit = fit_critic(critic, bound, (x[:150], y[:150]), monitor,
+                         FitConfig(steps=steps, batch=32, lr=1e-2, eval_every=steps, ema=ema),
+                         rng=np.random.default_rng(1))
         return torch.nn.utils.parameters_to_vector(critic.parameters()).detach(), fit
 
     def on_monitor(weights):
         critic = copy.deepcopy(start).eval()
         torch.nn.utils.vector_to_parameters(weights, critic.parameters())
-        return float(held_out(critic, [bound], *monitor, 4096, groups=0)[0][0])
+        return held_out(critic, bound, *monitor, 4096, groups=0)[0]
 
     beta = 0.6
     raw = [run(k)[0] for k in (1, 2, 3)]
@@ -406,13 +405,13 @@ def test_fit_critic_keeps_the_better_of_the_moving_average_and_the_raw_weights()
 def test_a_separable_trained_winner_is_cross_fitted_and_a_concat_one_is_not(monkeypatch):
     """y = x² + noise (not elliptical: the trained critic wins). Each fold's refit trains without a
     monitor for the kept step count scaled by its rows, keeping the average if the fit kept it."""
-    import mi_estimators.estimation as est
+    from mi_estimators.estimation.candidates import trained as est
 
     calls = []
 
-    def spy(critic, bound, train, monitor, **kw):
-        out = fit_critic(critic, bound, train, monitor, **kw)
-        calls.append(dict(rows=len(train[0]), monitored=monitor is not None, steps=kw["steps"], ema=kw["ema"],
+    def spy(critic, bound, train, monitor, config, **kw):
+        out = fit_critic(critic, bound, train, monitor, config, **kw)
+        calls.append(dict(rows=len(train[0]), monitored=monitor is not None, steps=config.steps, ema=config.ema,
                           best_step=out.best_step, averaged=out.averaged))
         return out
 
@@ -446,11 +445,11 @@ def test_the_trained_critic_takes_the_copulas_canonical_variates_on_wide_low_ran
     """Both sides >= CANONICAL_MIN_DIM columns and a copula of rank 2: the trained critic takes the
     2 leading canonical variates plus each side's mean square; the projection's pairs have the
     leading canonical correlations of the training rows (a naive eigenproblem)."""
-    import mi_estimators.estimation as est
+    from mi_estimators.estimation.candidates import trained as est
 
     built = []
-    make = est._canonical_critic
-    monkeypatch.setattr(est, "_canonical_critic", lambda opts, x, y, rank: built.append(
+    make = est.canonical_critic
+    monkeypatch.setattr(est, "canonical_critic", lambda opts, x, y, rank: built.append(
         (make(opts, x, y, rank), x.numpy().copy(), y.numpy().copy())) or built[-1][0])
     x, y = _two_coupled_pairs(1500, 12)
     r = mie.estimate(x, y, seed=0, **FAST)
@@ -485,10 +484,11 @@ def test_all_columns_for_narrow_or_dense_data_when_off_or_for_a_module(width, op
 
 def test_a_canonical_winner_is_cross_fitted_with_directions_refitted_on_each_fold(monkeypatch):
     import mi_estimators.estimation as est
+    from mi_estimators.estimation.candidates import trained
 
     rows = []
-    make = est._canonical_critic
-    monkeypatch.setattr(est, "_canonical_critic", lambda opts, x, y, rank: rows.append((rank, len(x))) or
+    make = trained.canonical_critic
+    monkeypatch.setattr(trained, "canonical_critic", lambda opts, x, y, rank: rows.append((rank, len(x))) or
                         make(opts, x, y, rank))
     monkeypatch.setattr(est, "choose", lambda cands: cands[0])
     x, y = _two_coupled_pairs(1500, 12)

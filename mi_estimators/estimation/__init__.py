@@ -1,0 +1,102 @@
+"""``estimate(x, y)``: I(X; Y) in nats from two arrays, with a standard error and a 95% interval.
+
+The procedure (:func:`estimate` reads top to bottom in these steps; every setting is a field of
+:class:`EstimateOptions`):
+
+1. :func:`~mi_estimators.estimation.readout.split` the rows at random into train (70%), monitor
+   (10%) and test (20%) sets and map every column with a transform fitted on the training rows
+   (default: normal scores of the ranks, :func:`mi_estimators.arrays.marginal_transform`; MI is
+   unchanged by increasing maps).
+2. Fit each candidate on the training rows and score it on the monitor rows. A candidate is one
+   model of the dependence, in its own module under :mod:`mi_estimators.estimation.candidates`,
+   following the protocol of :class:`~mi_estimators.estimation.candidates.base.Candidate`:
+
+   * :class:`~mi_estimators.estimation.candidates.copula.CopulaCandidate` (``copula=True``):
+     closed-form Student-t and Gaussian copula critics reduced to k canonical pairs, (ν, k) chosen
+     on the monitor split, read out by DV. Exact for Gaussian and Student-t copulas, a lower
+     bound otherwise.
+   * :class:`~mi_estimators.estimation.candidates.trained.TrainedCandidate`: a critic
+     (``critic="auto"``: concat for 1+1 columns, separable above) trained with ``bound.loss``
+     (InfoNCE by default), early stopping on the monitor split; on wide data whose copula keeps
+     few canonical pairs it takes those pairs' variates and each side's mean square instead of
+     all columns (``canonical=True``).
+
+3. :func:`~mi_estimators.estimation.candidates.base.choose` the candidate with the larger value on
+   the monitor split (never the test split, which would bias the estimate upwards). With
+   ``ensemble=K > 1`` a winning trained critic is averaged with K − 1 more from other seeds.
+4. Read it out (:mod:`mi_estimators.estimation.readout`): its bound on the full score matrix of
+   the test split with a jackknife standard error, or, for a winner that can be refitted (a copula,
+   or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows.
+5. The intervals: ``ci_heldout = mi ± t·stderr``, and ``ci`` widened upwards to the chosen
+   critic's value on its own training rows (``settings.train_value``), which brackets I(X; Y) when
+   the candidate family contains the truth (:func:`~mi_estimators.estimation.readout.intervals`).
+
+The types are in :mod:`mi_estimators.estimation.options`. Why the defaults are what they are, with
+the measurements: ``validation/README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mi_estimators.arrays import check_pair
+from mi_estimators.device import resolve_device
+from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
+from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
+from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
+from mi_estimators.estimation.candidates.trained import canonical_rank
+from mi_estimators.fit import flush_denormals, seeded, threads
+
+__all__ = ["Candidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult", "EstimateSettings",
+           "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit", "estimate",
+           "intervals", "read_out", "split"]
+
+
+def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
+    """Estimate I(X; Y) in nats: closed-form copula critics and a trained critic compete on a
+    monitor split, and the winner is read out on held-out data.
+
+    ``x`` ``(n, dx)`` and ``y`` ``(n, dy)``: NumPy arrays, torch tensors or lists; 1-D input is
+    one column; row i of x pairs with row i of y. ``bound``: the trained critic's bound, a
+    registered name (see ``mi_estimators.available()``) or a bound object; ``critic``: a registered
+    critic name (``separable``, ``concat``, ``bilinear``), ``"auto"`` or an ``nn.Module``.
+    ``options``: any field of :class:`EstimateOptions` (``steps``, ``lr``, ``seed``, ``threads``,
+    ``copula``, ``ensemble``, ...). The procedure is in the module docstring. The caller's torch
+    thread count and random state are the same after the call.
+
+    >>> import mi_estimators as mie
+    >>> task = mie.get("student-t-3x3-df2", kind="tasks")
+    >>> x, y = task.sample(3000, seed=0)
+    >>> r = mie.estimate(x, y, steps=200, seed=0)
+    >>> r.settings.chosen_critic, abs(r.mi - task.mi) < 0.1, r.ci[0] <= task.mi <= r.ci[1]
+    ('copula', True, True)
+    """
+    opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
+    x, y = check_pair(x, y)
+    opts = opts.resolve(x.shape[1], y.shape[1])
+    device = resolve_device(opts.device)
+    with threads(opts.threads), flush_denormals(), seeded(opts.seed):
+        rng = np.random.default_rng(opts.seed)
+        ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
+        copula = CopulaCandidate.fit(ctx)                                             # 2
+        trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
+        candidates = [trained] + ([] if copula is None else [copula])
+        chosen = choose(candidates).ensemble(ctx)                                     # 3
+        folds = opts.folds if chosen.refittable else 1                                # 4
+        if folds > 1:
+            mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
+        else:
+            (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
+        ci, ci_heldout = intervals(mi, se, train_value, opts)                         # 5
+    data = ctx.data
+    settings = EstimateSettings(
+        options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
+        n_val=data.monitor[0].shape[0], n_test=data.test[0].shape[0], chosen_critic=chosen.name,
+        read_out=chosen.read_out_name, monitor={c.name: c.monitor for c in candidates}, train_value=train_value,
+        copula=None if copula is None else dict(copula.info), read_out_folds=folds,
+        chosen_description=chosen.describe())
+    return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=trained.fit_result.history,
+                          best_step=trained.fit_result.best_step, stopped_early=trained.fit_result.stopped_early,
+                          settings=settings, critic=chosen.critic)

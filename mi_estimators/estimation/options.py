@@ -1,0 +1,190 @@
+"""What :func:`mi_estimators.estimate` takes and gives back: :class:`EstimateOptions` (every option,
+with the per-critic sizes its ``None`` fields resolve to), :class:`EstimateSettings` (what the run
+decided) and :class:`EstimateResult` (the estimate, its intervals and the chosen critic).
+
+No procedure lives here: the steps are in :mod:`mi_estimators.estimation` and its candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mi_estimators import options as check
+from mi_estimators.arrays import marginal_mode
+
+__all__ = ["AUTO_BATCH", "AUTO_CONCAT_MAX_DIM", "AUTO_EVAL_BATCH", "AUTO_LR", "DEFAULT_CRITIC_OPTIONS",
+           "EstimateOptions", "EstimateResult", "EstimateSettings", "auto_critic"]
+
+#: trained-critic sizes for finite samples (the rationale is in validation/README.md)
+DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
+    "separable": {"hidden": 64, "layers": 4, "embed_dim": 32, "activation": "silu", "norm_feature": True},
+    "concat": {"hidden": 64, "layers": 2},
+}
+#: ``critic="auto"``: a concat critic up to this many columns of x and y together, separable above
+AUTO_CONCAT_MAX_DIM = 2
+#: default training batch, learning rate and held-out block per critic kind (the concat critic
+#: scores B² pairs per step)
+AUTO_BATCH = {"concat": 64, "separable": 256}
+AUTO_LR = {"concat": 3e-3, "separable": 2e-3}
+AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
+
+
+def auto_critic(x_dim: int, y_dim: int) -> str:
+    """The critic ``estimate(critic="auto")`` uses for ``x_dim + y_dim`` columns.
+
+    >>> auto_critic(1, 1), auto_critic(5, 5)
+    ('concat', 'separable')
+    """
+    return "concat" if x_dim + y_dim <= AUTO_CONCAT_MAX_DIM else "separable"
+
+
+@dataclass(frozen=True)
+class EstimateOptions:
+    """Every option of :func:`estimate`; ``None`` sizes are filled in by :meth:`resolve`."""
+
+    #: the trained critic's bound (training, monitor and read-out): a registered name or a bound
+    #: object; and the options of a named one
+    bound: Any = "infonce"
+    #: a registered critic name, ``"auto"``, or an ``nn.Module`` mapping ``(x, y)`` to ``(N, N)`` scores
+    critic: Any = "auto"
+    bound_options: Mapping[str, Any] = field(default_factory=dict)
+    critic_options: Mapping[str, Any] = field(default_factory=dict)
+    steps: int = 2000
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float = 0.0
+    #: decay of the moving average of the trained critic's weights that is monitored and kept
+    #: (None: the raw weights)
+    ema: float | None = 0.99
+    eval_every: int = 100
+    patience: int = 5
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    #: rows per held-out block (each block is scored against all its pairs)
+    eval_batch: int | None = None
+    jackknife_groups: int = 20
+    #: per-column transform fitted on the training split: "rank", "zscore" (True) or "none" (False)
+    standardize: bool | str = "rank"
+    #: let the closed-form elliptical-copula critics compete (ignored for a critic given as a module)
+    copula: bool = True
+    #: average a winning trained critic with ``ensemble - 1`` more trained from other seeds
+    ensemble: int = 1
+    #: cross-fit the read-out of a refittable winner over this many folds (1: no)
+    folds: int = 5
+    #: on wide data whose copula keeps few canonical pairs, train the critic on those pairs'
+    #: variates and each side's mean square instead of all columns
+    #: (:mod:`mi_estimators.estimation.candidates.trained`)
+    canonical: bool = True
+    device: str | torch.device | None = "auto"
+    seed: int | None = 0
+    #: a tqdm bar (None: when stderr is a terminal)
+    progress: bool | None = None
+    #: torch CPU threads for the call (the caller's count is restored after); None keeps it
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        for name in ("bound_options", "critic_options"):  # None means no options
+            value = getattr(self, name) or {}
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{name} must be a dict of keyword options, got {type(value).__name__}")
+            object.__setattr__(self, name, dict(value))
+        for name in ("steps", "eval_every", "patience", "ensemble", "folds"):
+            check.positive_int(name, getattr(self, name))
+        for name in ("batch_size", "eval_batch", "threads"):
+            check.optional(check.positive_int, name, getattr(self, name))
+        check.integer("jackknife_groups", self.jackknife_groups, 0)
+        check.optional(check.positive_float, "lr", self.lr)
+        check.non_negative_float("weight_decay", self.weight_decay)
+        check.optional(check.unit_interval_float, "ema", self.ema, "such as 0.99", open_left=True, open_right=True)
+        check.unit_interval_float("val_fraction", self.val_fraction, open_left=True, open_right=True)
+        check.unit_interval_float("test_fraction", self.test_fraction, open_left=True, open_right=True)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be < 1 (the rest trains the critic), got "
+                             f"{self.val_fraction} + {self.test_fraction}")
+        marginal_mode(self.standardize)
+        if self.ensemble > 1 and isinstance(self.critic, nn.Module):
+            raise ValueError("ensemble > 1 needs a critic given by name: a module cannot be re-initialised for "
+                             "the other members")
+        if self.seed is not None:
+            check.integer("seed", self.seed, 0)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "EstimateOptions":
+        """Build from keyword options; an unknown key raises ``ValueError`` naming the closest one."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; the options are {', '.join(known)}"
+                raise ValueError(f"estimate() got an unknown option {key!r}{hint}")
+        return cls(**kwargs)
+
+    def resolve(self, x_dim: int, y_dim: int) -> "EstimateOptions":
+        """A copy with ``critic="auto"``, ``batch_size``, ``lr`` and ``eval_batch`` filled in."""
+        critic = auto_critic(x_dim, y_dim) if self.critic == "auto" else self.critic
+        kind = "concat" if critic == "concat" else "separable"  # the sizes of any other critic
+        return dataclasses.replace(self, critic=critic, batch_size=self.batch_size or AUTO_BATCH[kind],
+                                   lr=self.lr or AUTO_LR[kind], eval_batch=self.eval_batch or AUTO_EVAL_BATCH[kind],
+                                   standardize=marginal_mode(self.standardize))
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """What :func:`estimate` did: the resolved options and what the run decided."""
+
+    options: EstimateOptions
+    device: str
+    n: int
+    n_train: int
+    n_val: int
+    n_test: int
+    #: the candidate read out: "copula", "trained" or "trained-canonical-k" (the trained critic on
+    #: each side's k leading canonical variates); the candidate's own ``name``
+    chosen_critic: str
+    #: the bound read out on the test split (``dv`` for the copula candidate)
+    read_out: str
+    #: each candidate's value on the monitor split
+    monitor: Mapping[str, float]
+    #: the chosen critic's value on its own training rows (the upper end of ``ci``)
+    train_value: float
+    #: the fitted copula candidate: ``df`` (ν, ``inf`` for Gaussian), ``rank`` k and ``model_mi``
+    #: (None without the copula candidate)
+    copula: Mapping[str, float] | None = None
+    #: folds of the read-out: ``options.folds`` for a cross-fitted winner, else 1 (the test split)
+    read_out_folds: int = 1
+    #: how the chosen candidate describes itself, e.g. "Gaussian-copula rank-2 critic, DV read-out"
+    chosen_description: str = ""
+
+
+@dataclass
+class EstimateResult:
+    """What :func:`estimate` returns. ``mi``, ``stderr`` and both intervals are in nats."""
+
+    mi: float
+    stderr: float
+    #: 95% interval, widened upwards to the chosen critic's training value
+    #: (:func:`mi_estimators.estimation.readout.intervals`)
+    ci: tuple[float, float]
+    #: ``mi ± t₀.₉₇₅ · stderr``: the held-out sampling error of the chosen critic alone
+    ci_heldout: tuple[float, float]
+    #: ``step``/``train`` (training-batch estimate per step), ``eval_step``/``monitor``
+    history: dict[str, list[float]]
+    #: the step whose weights were kept, and whether training stopped before ``steps``
+    best_step: int
+    stopped_early: bool
+    settings: EstimateSettings
+    #: the critic read out on the test split, on the device used, taking transformed inputs
+    critic: nn.Module | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        s = self.settings
+        rows = (f"cross-fitted over {s.read_out_folds} folds of n={s.n}" if s.read_out_folds > 1
+                else f"n_train={s.n_train} n_test={s.n_test}")
+        return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
+                f"{self.ci[1]:.4f}])  [chosen: {s.chosen_description}] {rows}")

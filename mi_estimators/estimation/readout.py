@@ -1,0 +1,93 @@
+"""The data side of :func:`mi_estimators.estimate`: the split, the read-out of the chosen candidate
+(on the test split, or cross-fitted over folds of all rows) and the intervals.
+
+**The read-out.** The chosen candidate's bound on the full score matrix of the test split
+(n_test(n_test − 1) negatives, :func:`mi_estimators.fit.held_out`), with a delete-a-group jackknife
+standard error. A ``refittable`` winner is cross-fitted instead (``folds=5``, :func:`crossfit`):
+refitted on K − 1 folds of all n rows and read out on the K-th, in turn; the read-out then uses
+every row, each fit sees 80% of the rows instead of 70%, and the standard error is about half the
+single split's. (The monitor rows that made the candidate's choices are among them, a tenth of
+the read-out: a selection among a few dozen models biases it by a negligible amount.)
+
+**The intervals** (:func:`intervals`). ``ci_heldout = mi ± t₀.₉₇₅ · stderr`` is the held-out
+sampling error of the chosen critic alone. But the critic is fitted on finite data, so its held-out
+value is low by its deficiency (about p/(2n) nats for p parameters fitted by maximum likelihood),
+while its value on its own training rows is high by the same optimism to first order (Akaike's
+argument). ``ci`` is therefore ``[mi − t·stderr, max(mi, train_value) + t·stderr]``: it brackets
+I(X; Y) when the candidate family contains the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from mi_estimators.arrays import marginal_transform
+from mi_estimators.fit import held_out
+
+if TYPE_CHECKING:
+    from mi_estimators.estimation.candidates.base import Candidate
+    from mi_estimators.estimation.options import EstimateOptions
+
+__all__ = ["Splits", "crossfit", "intervals", "read_out", "split"]
+
+
+class Splits(NamedTuple):
+    """Transformed ``(x, y)`` tensors of the three splits."""
+
+    train: tuple[Tensor, Tensor]
+    monitor: tuple[Tensor, Tensor]
+    test: tuple[Tensor, Tensor]
+
+
+def split(x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
+          device: torch.device) -> Splits:
+    """Random train/monitor/test rows (``1 − val_fraction − test_fraction``, ``val_fraction``,
+    ``test_fraction``); each column transformed by a map fitted on the train rows
+    (:func:`mi_estimators.arrays.marginal_transform`)."""
+    n = x.shape[0]
+    perm = rng.permutation(n)
+    n_test = max(2, int(round(opts.test_fraction * n)))
+    n_val = max(2, int(round(opts.val_fraction * n)))
+    rows = (perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test])
+    x, y = (marginal_transform(a, rows[0], opts.standardize) for a in (x, y))
+    return Splits(*((torch.as_tensor(x[r], dtype=torch.float32, device=device),
+                     torch.as_tensor(y[r], dtype=torch.float32, device=device)) for r in rows))
+
+
+def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple[float, float]:
+    """``(mi, stderr)``: the candidate's bound on the test split, with its jackknife standard error."""
+    return held_out(candidate.critic, candidate.bound, *data.test, opts.eval_batch, groups=opts.jackknife_groups)
+
+
+def crossfit(candidate: Candidate, x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
+             device: torch.device) -> tuple[float, float, float]:
+    """``(mi, stderr, training value)`` of a refittable candidate over ``opts.folds`` folds of all
+    rows: for each fold, the marginal transform and the model are fitted on the other rows and the
+    bound is read out on the fold; the values are averaged, their jackknife variances added
+    (the folds are disjoint) and divided by K²."""
+    folds = np.array_split(rng.permutation(len(x)), opts.folds)
+    values, variances, train = [], [], []
+    for test in folds:
+        rows = np.setdiff1d(np.arange(len(x)), test)
+        xz, yz = (marginal_transform(a, rows, opts.standardize) for a in (x, y))
+        critic, train_value = candidate.refit(xz[rows], yz[rows])
+        held = [torch.as_tensor(a[test], dtype=torch.float32, device=device) for a in (xz, yz)]
+        mi, se = held_out(critic, candidate.bound, *held, opts.eval_batch, groups=opts.jackknife_groups)
+        values.append(mi)
+        variances.append(se ** 2)
+        train.append(train_value)
+    return float(np.mean(values)), math.sqrt(sum(variances)) / len(folds), float(np.mean(train))
+
+
+def intervals(mi: float, se: float, train_value: float,
+              opts: EstimateOptions) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(ci, ci_heldout)`` (module docstring), with the t quantile of ``jackknife_groups − 1``
+    degrees of freedom."""
+    half = float(stats.t.ppf(0.975, max(opts.jackknife_groups - 1, 1))) * se
+    return (mi - half, max(mi, train_value) + half), (mi - half, mi + half)
