@@ -152,7 +152,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _estimate_help() -> dict[str, str]:
     """Help for the options of :class:`~mi_estimators.estimation.EstimateOptions` whose field carries
     none that suits a command line (the defaults are appended from the fields)."""
-    from mi_estimators.estimation import AUTO_BATCH, AUTO_CONCAT_MAX_DIM, AUTO_EVAL_BATCH, AUTO_LR
+    from mi_estimators.estimation.options import AUTO_BATCH, AUTO_CONCAT_MAX_DIM, AUTO_EVAL_BATCH, AUTO_LR
 
     def by_critic(sizes: dict) -> str:
         return ", ".join(f"{v:g} {k}" for k, v in sizes.items())

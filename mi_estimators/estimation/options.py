@@ -8,7 +8,6 @@ No procedure lives here: the steps are in :mod:`mi_estimators.estimation` and it
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -117,12 +116,7 @@ class EstimateOptions:
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "EstimateOptions":
         """Build from keyword options; an unknown key raises ``ValueError`` naming the closest one."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        for key in kwargs:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; the options are {', '.join(known)}"
-                raise ValueError(f"estimate() got an unknown option {key!r}{hint}")
+        check.check_known(kwargs, [f.name for f in dataclasses.fields(cls)], "estimate() got an unknown option")
         return cls(**kwargs)
 
     def resolve(self, x_dim: int, y_dim: int) -> "EstimateOptions":
