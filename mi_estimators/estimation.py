@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from mi_estimators import options as check
 from mi_estimators import registry
+from mi_estimators import columns
 from mi_estimators.arrays import check_pair, marginal_mode, marginal_transform
 from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit_dispersion, rank_grid, t_scores
 from mi_estimators.critics import EnsembleCritic, ProjectedCritic
@@ -219,6 +220,14 @@ class EstimateSettings:
     copula: Mapping[str, float] | None = None
     #: folds of the read-out: ``options.folds`` for a cross-fitted copula winner, else 1 (the test split)
     read_out_folds: int = 1
+    # --- degenerate columns and certified bounds (mi_estimators.columns) ---
+    #: constant columns dropped before estimating, by index of the caller's arrays
+    dropped_columns: Mapping[str, list[int]] = field(default_factory=lambda: {"x": [], "y": []})
+    #: why ``mi`` is exact without fitting (a side with no columns left: 0; a determined column: inf)
+    degenerate: str | None = None
+    #: the largest held-out lower bound computed in the call (the copula candidate's DV on the test
+    #: split); ``ci[1]`` is at least this
+    heldout_lower_bound: float | None = None
 
 
 @dataclass
@@ -242,6 +251,8 @@ class EstimateResult:
 
     def __str__(self) -> str:
         s = self.settings
+        if s.degenerate:  # --- an exact answer from the columns (mi_estimators.columns)
+            return f"I(X;Y) = {self.mi:g} nats exactly (n={s.n}): {s.degenerate}"
         chosen = (f"[chosen: {_copula_name(s.copula)} critic, DV read-out] " if s.chosen_critic == "copula"
                   else f"[chosen: {s.chosen_critic} {_name(s.options.critic)} critic, "
                        f"{_name(s.options.bound)} read-out] ")
@@ -516,8 +527,12 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     """
     opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
     x, y = check_pair(x, y)
+    x, y, report = columns.screen(x, y)  # --- degenerate columns: drop constants, settle determined sides ---
     opts = opts.resolve(x.shape[1], y.shape[1])
     device = resolve_device(opts.device)
+    if report.mi is not None:  # --- (a side without columns: 0; a determined continuous column: inf)
+        return EstimateResult(**columns.exact_result(report), settings=EstimateSettings(
+            **columns.exact_settings(report, opts, str(device), x.shape[0])))
     with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         data = split(x, y, opts, rng, device)
@@ -532,12 +547,16 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
             ci, ci_heldout = _interval(mi, se, train_value, opts)
         else:
             mi, se, ci, ci_heldout = read_out(chosen, data, opts)
+        # --- certified bounds: ci[1] is at least every valid held-out lower bound computed here ---
+        lower = None if chosen.name == "copula" or not copulas else float(held_out(
+            copulas[0].critic, [copulas[0].bound], *data.test, opts.eval_batch, groups=0)[0][0])
+        ci = columns.certified_interval(ci, [mi] + ([] if lower is None else [lower]))
     settings = EstimateSettings(
         options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
         n_val=data.monitor[0].shape[0], n_test=data.test[0].shape[0], chosen_critic=chosen.name,
         read_out="dv" if chosen.name == "copula" else _name(opts.bound), monitor={c.name: c.monitor for c in candidates},
         train_value=chosen.train_value, copula=next((dict(c.info) for c in candidates if c.name == "copula"), None),
-        read_out_folds=folds)
+        read_out_folds=folds, dropped_columns=report.dropped, heldout_lower_bound=lower)
     return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=history,
                           best_step=trained.info["best_step"], stopped_early=trained.info["stopped_early"],
                           settings=settings, critic=chosen.critic)
