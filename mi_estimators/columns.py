@@ -22,6 +22,14 @@ total and its parts). Neither may end in a ``LinAlgError`` from a singular corre
   column pairs should get it as a value, not stop. A *discrete* determined variate (at most half
   as many distinct values as rows) has finite MI, at least its entropy ``H(y_j)``: then the
   warning says so and the estimate proceeds (the copula fit floors the singular correlation).
+
+**Ties lose nothing.** The mid-rank normal scores (:func:`mi_estimators.arrays.marginal_transform`)
+are strictly increasing on the distinct training values, however many ties: a column of 90% exact
+zeros keeps its zeros as one score and every other value apart. Measured on a zero-inflated
+Gaussian, ``X = B·X₀`` with ``B ~ Bernoulli(p)`` independent of ``(X₀, Y)`` of correlation ρ, whose
+MI is ``p · (−½ log(1 − ρ²))`` (``X = 0`` iff ``B = 0``, and ``I(B; Y) = 0``), n = 5,000, seed 0:
+p = 0.1 (90% zeros), ρ = 0.99: truth 0.196, rank 0.216 [0.172, 0.259], zscore 0.213, none 0.209,
+KSG 0.194; p = 0.5: truth 0.979, rank 1.001 [0.908, 1.095], zscore 0.989, none 0.990.
 """
 
 from __future__ import annotations

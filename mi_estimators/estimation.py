@@ -38,7 +38,14 @@ deficiency (about p/(2n) nats for p parameters fitted by maximum likelihood), wh
 its own training rows is high by the same optimism to first order (Akaike's argument). ``ci`` is
 therefore ``[mi − t·stderr, max(mi, train_value) + t·stderr]``: it brackets I(X; Y) when the
 candidate family contains the truth. ``settings.train_value`` is that training value (the fitted
-copula's MI; the trained critic's bound on all pairs of up to 1,000 training rows).
+copula's MI; the trained critic's bound on all pairs of up to 1,000 training rows). Its upper end is
+moreover at least every held-out lower bound the call computed (when a trained critic wins, the
+copula candidate's DV on the same test rows, ``settings.heldout_lower_bound``): an interval must not
+exclude what the data already certify.
+
+**Degenerate columns** (:mod:`mi_estimators.columns`): constant columns are dropped with a warning
+(``settings.dropped_columns``); a side left without columns gives 0 and a side that determines a
+continuous column of the other gives ``inf``, exactly, without fitting (``settings.degenerate``).
 
 Why the defaults are what they are, with the measurements: ``validation/README.md``.
 """
@@ -58,9 +65,9 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from mi_estimators import columns
 from mi_estimators import options as check
 from mi_estimators import registry
-from mi_estimators import columns
 from mi_estimators.arrays import check_pair, marginal_mode, marginal_transform
 from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit_dispersion, rank_grid, t_scores
 from mi_estimators.critics import EnsembleCritic, ProjectedCritic
