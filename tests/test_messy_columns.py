@@ -47,8 +47,9 @@ def test_constant_columns_are_dropped_with_a_warning_and_listed():
 
 def test_a_side_with_no_columns_left_has_mi_zero_exactly():
     x, y = _gauss()
-    with pytest.warns(ConstantColumnsWarning, match="I\\(X; Y\\) = 0 exactly"):
+    with pytest.warns(ConstantColumnsWarning) as record:
         r = mie.estimate(x, np.ones((len(y), 3)), **FAST)
+    assert any("I(X; Y) = 0 exactly" in str(w.message) for w in record)
     assert (r.mi, r.stderr, r.ci, r.ci_heldout) == (0.0, 0.0, (0.0, 0.0), (0.0, 0.0))
     assert r.settings.dropped_columns == {"x": [], "y": [0, 1, 2]} and "no columns left" in r.settings.degenerate
     assert "exactly" in str(r)
