@@ -20,20 +20,36 @@ MIN_SAMPLES = 48
 
 
 def as_array(a: Any, name: str) -> np.ndarray:
-    """``a`` (NumPy array, torch tensor, nested lists) as a finite float64 ``(n, d)`` array.
+    """``a`` as a finite float64 ``(n, d)`` array.
 
-    1-D input becomes one column. Raises ``ValueError`` saying what to fix for non-numeric data,
-    more than 2 dimensions, empty arrays and NaN/Inf entries.
+    Accepted: NumPy arrays of any real dtype (float16/32/64, integers, bool), torch tensors (any
+    real dtype, bfloat16 included, on any device), nested lists, and pandas DataFrames or Series
+    (through their ``to_numpy()``; pandas itself is not needed to call this). 1-D input becomes one
+    column. Raises ``ValueError`` saying what to fix for non-numeric data (object, string, complex
+    or datetime dtypes, a DataFrame's text columns named), more than 2 dimensions, empty arrays and
+    NaN/Inf entries.
     """
     if isinstance(a, Tensor):
-        a = a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if a.is_complex():
+            raise ValueError(f"{name} is a complex tensor; pass its real part, or real and imaginary parts as "
+                             "separate columns")
+        a = (a.double() if a.is_floating_point() else a).numpy()
+    elif hasattr(a, "to_numpy") and hasattr(a, "dtypes"):  # a pandas DataFrame or Series
+        _check_frame(a, name)
+        a = a.to_numpy(dtype=np.float64, na_value=np.nan)
     try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must be numeric (a NumPy array, a torch tensor or a list of numbers); "
-            f"could not convert it to float: {exc}. Encode categorical columns as numbers first."
-        ) from None
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array of numbers; could not convert it: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        kinds = {"O": "Python objects", "U": "text", "S": "bytes", "c": "complex numbers", "M": "dates",
+                 "m": "time spans", "V": "records"}
+        raise ValueError(f"{name} must be numeric (float, int or bool: a NumPy array, a torch tensor, a list of "
+                         f"numbers or a numeric DataFrame), got an array of {kinds.get(arr.dtype.kind, arr.dtype)} "
+                         f"(dtype {arr.dtype}); convert it, e.g. {name}.astype(float), and encode categorical "
+                         "columns as numbers first")
+    arr = arr.astype(np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -49,6 +65,15 @@ def as_array(a: Any, name: str) -> np.ndarray:
             f"entries (first in rows {rows[:5].tolist()}); drop or impute those rows first"
         )
     return arr
+
+
+def _check_frame(frame: Any, name: str) -> None:
+    """A ``ValueError`` naming the non-numeric columns of a pandas DataFrame (or a Series' dtype)."""
+    dtypes = frame.dtypes if hasattr(frame.dtypes, "items") else {getattr(frame, "name", None): frame.dtypes}
+    bad = [str(col) for col, dtype in dtypes.items() if getattr(dtype, "kind", "O") not in "biuf"]
+    if bad:
+        raise ValueError(f"{name} has non-numeric columns {bad}: select the numeric columns, or encode categorical "
+                         "ones as numbers first")
 
 
 def check_pair(x: Any, y: Any, min_samples: int = MIN_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
@@ -84,22 +109,28 @@ def marginal_transform(a: np.ndarray, train_idx: np.ndarray, mode: str = "rank")
       feature, or the tails of a Cauchy). See Ince et al. 2017, "A statistical framework for
       neuroimaging data analysis based on mutual information estimated via a Gaussian copula"
       (Hum. Brain Mapp. 38:1541).
-    * ``"zscore"``: ``(a − mean) / sd`` of the training rows (constant columns are only centred).
+    * ``"zscore"``: ``(a − mean) / sd`` of the training rows.
+
+    A column constant on the training rows becomes 0 on every row in both modes: a map fitted on
+    those rows can tell none of its values apart (the held-out rows alone would vary), so it carries
+    nothing, like the constant columns :func:`mi_estimators.columns.screen` drops.
     * ``"none"``: ``a`` unchanged.
 
     >>> a = np.array([[3.0], [1.0], [2.0], [10.0]])
     >>> np.round(marginal_transform(a, np.arange(4)), 3).ravel().tolist()
     [0.319, -1.15, -0.319, 1.15]
-    >>> cubed = marginal_transform(a ** 3, np.arange(4))
-    >>> cubed.ravel().tolist() == marginal_transform(a, np.arange(4)).ravel().tolist()
+    >>> bool((marginal_transform(a ** 3, np.arange(4)) == marginal_transform(a, np.arange(4))).all())
     True
     """
     if mode == "none":
         return a
     train = a[train_idx]
     if mode == "zscore":
+        # scaled by the largest |value| first, so 1e±300 data neither overflows nor underflows
+        big = np.abs(train).max(0)
+        a, train = a / np.where(big > 0, big, 1.0), train / np.where(big > 0, big, 1.0)
         sd = train.std(0)
-        return (a - train.mean(0)) / np.where(sd > 0, sd, 1.0)
+        return np.where(sd > 0, (a - train.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
     if mode != "rank":
         raise ValueError(f"unknown marginal transform {mode!r}; use 'rank', 'zscore' or 'none'")
     m = len(train)

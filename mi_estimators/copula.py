@@ -70,6 +70,8 @@ __all__ = ["DF_GRID", "Canonical", "EllipticalCopulaCritic", "fit_dispersion", "
 
 #: degrees of freedom :func:`mi_estimators.estimate` tries (``inf``: the Gaussian copula)
 DF_GRID = (1.0, 2.0, 3.0, 5.0, 10.0, 30.0, math.inf)
+#: the smallest eigenvalue a fitted correlation matrix keeps (:func:`fit_dispersion`)
+EIGEN_FLOOR = 1e-8
 
 
 def t_scores(s: np.ndarray, df: float) -> np.ndarray:
@@ -89,18 +91,43 @@ def fit_dispersion(z: np.ndarray, df: float, iters: int = 100, tol: float = 1e-7
     """The correlation-scaled dispersion of a centred multivariate t_ν fitted to the rows ``z`` by
     EM (module docstring); for ν = ∞ the correlation matrix of ``z``."""
     n, d = z.shape
-    s = z.T @ z / n
-    r = s / np.sqrt(np.outer(np.diag(s), np.diag(s)))
+    r = _correlation(z.T @ z / n)
     if math.isinf(df):
         return r
     for _ in range(iters):
         q = ((z @ np.linalg.inv(r)) * z).sum(1)
         w = (df + d) / (df + q)
-        s = (z * w[:, None]).T @ z / n
-        new = s / np.sqrt(np.outer(np.diag(s), np.diag(s)))
+        new = _correlation((z * w[:, None]).T @ z / n)
         if np.abs(new - r).max() < tol:
             return new
         r = new
+    return r
+
+
+def _correlation(s: np.ndarray) -> np.ndarray:
+    """The second-moment matrix ``s`` scaled to unit diagonal, made safely invertible.
+
+    A column that is zero on every row (constant on the training rows, mapped to 0) gets the unit
+    row and column: independent of the rest, as it carries nothing. A correlation matrix with an
+    eigenvalue below ``EIGEN_FLOOR`` (duplicated or collinear columns) has its eigenvalues raised to
+    the floor and is rescaled to unit diagonal: a ridge that leaves every well-conditioned matrix
+    untouched (bit for bit) and keeps ``inv`` and the canonical decomposition finite on nearly
+    singular ones (their MI stays large, about ``−½ log EIGEN_FLOOR`` per singular direction).
+    """
+    diag = np.diag(s)
+    dead = np.flatnonzero(diag <= 0)
+    safe = np.where(diag > 0, diag, 1.0)
+    r = s / np.sqrt(np.outer(safe, safe))
+    r[dead, :] = 0.0
+    r[:, dead] = 0.0
+    r[dead, dead] = 1.0
+    w, v = np.linalg.eigh(r)
+    if w[0] >= EIGEN_FLOOR:
+        return r
+    r = (v * np.maximum(w, EIGEN_FLOOR)) @ v.T
+    scale = np.sqrt(np.diag(r))
+    r = r / np.outer(scale, scale)
+    np.fill_diagonal(r, 1.0)
     return r
 
 

@@ -29,7 +29,15 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
    or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows.
 5. The intervals: ``ci_heldout = mi ± t·stderr``, and ``ci`` widened upwards to the chosen
    critic's value on its own training rows (``settings.train_value``), which brackets I(X; Y) when
-   the candidate family contains the truth (:func:`~mi_estimators.estimation.readout.intervals`).
+   the candidate family contains the truth (:func:`~mi_estimators.estimation.readout.intervals`),
+   and at least to every held-out lower bound the call computed (each candidate not chosen, read
+   out by its bound on the test split, ``settings.heldout_lower_bound``): an interval must not
+   exclude what the data already certify.
+
+Before step 1, degenerate columns are settled (:func:`mi_estimators.columns.screen`): constant
+columns are dropped with a warning (``settings.dropped_columns``); a side left without columns gives
+0 and a side that determines a continuous column of the other gives ``inf``, exactly, without
+fitting (``settings.degenerate``).
 
 The types are in :mod:`mi_estimators.estimation.options`. Why the defaults are what they are, with
 the measurements: ``validation/README.md``.
@@ -42,12 +50,13 @@ from typing import Any
 import numpy as np
 
 from mi_estimators.arrays import check_pair
+from mi_estimators.columns import screen
 from mi_estimators.device import resolve_device
 from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
 from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
 from mi_estimators.estimation.candidates.trained import canonical_rank
-from mi_estimators.fit import flush_denormals, seeded, threads
+from mi_estimators.fit import flush_denormals, held_out, seeded, threads
 
 __all__ = ["Candidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult", "EstimateSettings",
            "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit", "estimate",
@@ -75,28 +84,35 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     """
     opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
     x, y = check_pair(x, y)
+    x, y, columns = screen(x, y)                                                      # 0
     opts = opts.resolve(x.shape[1], y.shape[1])
     device = resolve_device(opts.device)
+    if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
+        return EstimateResult.exact(columns, opts, str(device), x.shape[0])
     with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
         trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
         candidates = [trained] + ([] if copula is None else [copula])
-        chosen = choose(candidates).ensemble(ctx)                                     # 3
+        best = choose(candidates)                                                     # 3
+        chosen = best.ensemble(ctx)
         folds = opts.folds if chosen.refittable else 1                                # 4
         if folds > 1:
             mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
         else:
             (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
-        ci, ci_heldout = intervals(mi, se, train_value, opts)                         # 5
+        lower = [held_out(c.critic, c.bound, *ctx.data.test, opts.eval_batch, groups=0)[0]
+                 for c in candidates if c is not best]                                # 5
+        ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
     data = ctx.data
     settings = EstimateSettings(
         options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
         n_val=data.monitor[0].shape[0], n_test=data.test[0].shape[0], chosen_critic=chosen.name,
         read_out=chosen.read_out_name, monitor={c.name: c.monitor for c in candidates}, train_value=train_value,
         copula=None if copula is None else dict(copula.info), read_out_folds=folds,
-        chosen_description=chosen.describe())
+        chosen_description=chosen.describe(), dropped_columns=columns.dropped,
+        heldout_lower_bound=max(lower, default=None))
     return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=trained.fit_result.history,
                           best_step=trained.fit_result.best_step, stopped_early=trained.fit_result.stopped_early,
                           settings=settings, critic=chosen.critic)

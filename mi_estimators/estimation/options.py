@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from torch import nn
 
 from mi_estimators import options as check
 from mi_estimators.arrays import marginal_mode
+
+if TYPE_CHECKING:
+    from mi_estimators.columns import ColumnReport
 
 __all__ = ["AUTO_BATCH", "AUTO_CONCAT_MAX_DIM", "AUTO_EVAL_BATCH", "AUTO_LR", "DEFAULT_CRITIC_OPTIONS",
            "EstimateOptions", "EstimateResult", "EstimateSettings", "auto_critic"]
@@ -154,6 +157,14 @@ class EstimateSettings:
     read_out_folds: int = 1
     #: how the chosen candidate describes itself, e.g. "Gaussian-copula rank-2 critic, DV read-out"
     chosen_description: str = ""
+    #: constant columns dropped before estimating, by index of the caller's arrays
+    #: (:func:`mi_estimators.columns.screen`)
+    dropped_columns: Mapping[str, list[int]] = field(default_factory=lambda: {"x": [], "y": []})
+    #: why ``mi`` is exact without fitting (a side with no columns left: 0; a determined column: inf)
+    degenerate: str | None = None
+    #: the largest held-out lower bound computed in the call (each candidate not chosen, read out by
+    #: its bound on the test split); ``ci[1]`` is at least this
+    heldout_lower_bound: float | None = None
 
 
 @dataclass
@@ -176,8 +187,23 @@ class EstimateResult:
     #: the critic read out on the test split, on the device used, taking transformed inputs
     critic: nn.Module | None = field(default=None, repr=False)
 
+    @classmethod
+    def exact(cls, report: ColumnReport, options: EstimateOptions, device: str, n: int) -> "EstimateResult":
+        """The result for an exact ``report.mi`` (:func:`mi_estimators.columns.screen`): no sampling
+        error (stderr 0, both intervals the point), nothing split off or trained (``chosen_critic``
+        and ``read_out`` are ``"none"``), and ``settings.degenerate`` saying why the value is exact."""
+        mi = float(report.mi)
+        settings = EstimateSettings(options=options, device=device, n=n, n_train=0, n_val=0, n_test=0,
+                                    chosen_critic="none", read_out="none", monitor={}, train_value=mi,
+                                    read_out_folds=0, dropped_columns=report.dropped, degenerate=report.reason)
+        history = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
+        return cls(mi=mi, stderr=0.0, ci=(mi, mi), ci_heldout=(mi, mi), history=history, best_step=0,
+                   stopped_early=False, settings=settings)
+
     def __str__(self) -> str:
         s = self.settings
+        if s.degenerate:
+            return f"I(X;Y) = {self.mi:g} nats exactly (n={s.n}): {s.degenerate}"
         rows = (f"cross-fitted over {s.read_out_folds} folds of n={s.n}" if s.read_out_folds > 1
                 else f"n_train={s.n_train} n_test={s.n_test}")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "

@@ -20,7 +20,7 @@ I(X; Y) when the candidate family contains the truth.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -85,9 +85,17 @@ def crossfit(candidate: Candidate, x: np.ndarray, y: np.ndarray, opts: EstimateO
     return float(np.mean(values)), math.sqrt(sum(variances)) / len(folds), float(np.mean(train))
 
 
-def intervals(mi: float, se: float, train_value: float,
-              opts: EstimateOptions) -> tuple[tuple[float, float], tuple[float, float]]:
+def intervals(mi: float, se: float, train_value: float, opts: EstimateOptions,
+              certified: Sequence[float] = ()) -> tuple[tuple[float, float], tuple[float, float]]:
     """``(ci, ci_heldout)`` (module docstring), with the t quantile of ``jackknife_groups − 1``
-    degrees of freedom."""
+    degrees of freedom. ``ci``'s upper end is moreover at least every finite value of ``certified``:
+    held-out lower bounds the call computed (a fixed critic's bound on rows it was neither fitted nor
+    chosen on). An interval below such a value would exclude what the data already certify.
+
+    >>> from mi_estimators.estimation.options import EstimateOptions
+    >>> intervals(0.2, 0.0, 0.25, EstimateOptions(), certified=[0.4, float("nan")])
+    ((0.2, 0.4), (0.2, 0.2))
+    """
     half = float(stats.t.ppf(0.975, max(opts.jackknife_groups - 1, 1))) * se
-    return (mi - half, max(mi, train_value) + half), (mi - half, mi + half)
+    upper = max([max(mi, train_value) + half, *(v for v in certified if math.isfinite(v))])
+    return (mi - half, upper), (mi - half, mi + half)
