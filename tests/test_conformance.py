@@ -84,6 +84,8 @@ def _caught(check, target, prop, **options):
     assert f"'{prop}'" in str(err)
     name = target if isinstance(target, str) else target.__qualname__
     assert name in err.entry and err.entry in str(err)
+    assert err.example and err.hint and f"hint: {err.hint}" in str(err)     # every failure says what and how to fix
+    assert f"minimal example: {err.example.splitlines()[0]}" in str(err)
     return err
 
 
@@ -287,7 +289,7 @@ def test_careful_outside_bound_passes_in_its_own_words():
 @pytest.mark.parametrize("broken, prop, says", [
     (OneNatHigh, "optimal critic vs closed-form MI", "above the true MI"),
     (OutsideNaiveDV, "finite at extreme scores", "is not finite"),
-    (ConstantZero, "near the truth at the optimal critic", "so valid, but useless"),
+    (ConstantZero, "near the truth at the optimal critic", "may be a valid lower bound, but it is a useless one"),
 ])
 def test_outside_bound_is_caught_for_its_own_reason(broken, prop, says):
     err = _caught(check_bound, broken, prop)
@@ -592,3 +594,16 @@ def test_readme_example_plugin_passes_its_own_test_file(tmp_path):
                          cwd=project, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3 passed" in out.stdout
+
+
+def test_readme_failing_run_is_real_output(tmp_path):
+    """The README's failing run of an outside bound: its script, run as shown, prints the README's
+    output (the error's message: entry, property, detail, minimal example, hint)."""
+    script = tmp_path / "plus_one.py"
+    script.write_text(_readme_block("# plus_one.py"))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (shown,) = re.findall(r"```text\n(mi_estimators\.testing\.ConformanceError: .*?)```", readme, re.S)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.endswith(shown), out.stderr[-3000:]

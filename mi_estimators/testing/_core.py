@@ -40,10 +40,13 @@ class ConformanceError(AssertionError):
     def __str__(self) -> str:
         lines = [f"{self.entry} breaks the property '{self.property}': {self.detail}"]
         if self.example:
-            lines.append("minimal example: " + self.example.replace("\n", "\n    "))
+            lines.append("minimal example: " + self.example.replace("\n", "\n  "))
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n  ".join(lines)
+
+
+ConformanceError.__module__ = "mi_estimators.testing"   # where users import it from, and tracebacks name it
 
 
 class Failure(AssertionError):
@@ -187,7 +190,12 @@ def _settings(examples: int, user: Settings | None) -> Settings:
                     phases=[p for p in base.phases if p != Phase.explain])
 
 
-def _wrapped(subject: Subject, prop: str, body: Callable[..., None], hint: str | None) -> Callable[..., None]:
+#: the example of a property that draws nothing and does not say which fixed input broke it
+NO_INPUT = "none drawn: the property is checked once, on the entry as built"
+
+
+def _wrapped(subject: Subject, prop: str, body: Callable[..., None], hint: str | None,
+             drawn: bool) -> Callable[..., None]:
     @functools.wraps(body)
     def run_body(**drawn: Any) -> None:
         try:
@@ -197,7 +205,8 @@ def _wrapped(subject: Subject, prop: str, body: Callable[..., None], hint: str |
             raise                      # hypothesis' own control flow (assume, ...) passes through
         except Exception as exc:  # noqa: BLE001 - any failure of the entry breaks the property
             detail = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
-            raise ConformanceError(subject.label, prop, detail, getattr(exc, "example", None), hint) from exc
+            example = getattr(exc, "example", None) or (None if drawn else NO_INPUT)
+            raise ConformanceError(subject.label, prop, detail, example, hint) from exc
 
     run_body.__name__ = run_body.__qualname__ = re.sub(r"\W+", "_", prop).strip("_")  # "scores_are_N_N"
     return run_body
@@ -222,7 +231,7 @@ def run(subject: Subject, prop: str, body: Callable[..., None], *, examples: int
     most ``examples`` examples unless ``settings`` say otherwise, plus the ``explicit`` ones), or
     once when there are no strategies. Any failure becomes a :class:`ConformanceError` carrying
     the minimal example and ``hint`` (one line on what to fix)."""
-    test = _wrapped(subject, prop, body, hint)
+    test = _wrapped(subject, prop, body, hint, bool(strategies))
     if not strategies:
         test()
         return
