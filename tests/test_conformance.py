@@ -84,15 +84,19 @@ def _caught(check, target, prop, **options):
     assert f"'{prop}'" in str(err)
     name = target if isinstance(target, str) else target.__qualname__
     assert name in err.entry and err.entry in str(err)
+    assert err.example and err.hint and f"hint: {err.hint}" in str(err)     # every failure says what and how to fix
+    assert f"minimal example: {err.example.splitlines()[0]}" in str(err)
     return err
 
 
-def _example_note(err):
-    """The note hypothesis attaches with the minimal failing example."""
+def _example_of(err):
+    """The minimal failing example the error carries (hypothesis' shrunk call of a function named
+    after the property), shown in its message with the hint."""
     function = re.sub(r"\W+", "_", err.property).strip("_")
-    notes = [n for n in getattr(err, "__notes__", []) if f"{function}(" in n]
-    assert notes, getattr(err, "__notes__", None)
-    return notes[0]
+    assert err.example and err.example.startswith(f"{function}("), err.example
+    assert f"minimal example: {function}(" in str(err) and f"hint: {err.hint}" in str(err) and err.hint
+    assert not any(f"{function}(" in n for n in getattr(err, "__notes__", [])), "the example is shown twice"
+    return err.example
 
 
 # ------------------------------------------------------------------ broken bounds
@@ -161,10 +165,13 @@ class Unchecked:
 
 
 class VagueError(DV):
+    """Refuses every bad input, with a message that does not say what it got."""
+
     def check(self, scores):
-        if not isinstance(scores, torch.Tensor) or scores.dim() != 2 or not torch.isfinite(scores).all():
-            raise ValueError("invalid input")
-        return scores
+        try:
+            return super().check(scores)
+        except ValueError:
+            raise ValueError("invalid input") from None
 
 
 class LossDisagrees(DV):
@@ -184,18 +191,22 @@ class LossDisagrees(DV):
 ])
 def test_broken_bound_is_caught_with_its_minimal_example(broken, prop):
     err = _caught(check_bound, broken, prop)
-    assert "=" in _example_note(err)                       # the drawn arguments, e.g. scores=tensor(...)
+    assert "=" in _example_of(err)                       # the drawn arguments, e.g. scores=tensor(...)
 
 
-@pytest.mark.parametrize("broken, message", [(Unchecked, "instead of raising ValueError"),
-                                             (VagueError, "does not say what is wrong")])
-def test_bound_without_clear_value_errors_is_caught(broken, message):
-    assert message in str(_caught(check_bound, broken, "bad scores raise ValueError"))
+@pytest.mark.parametrize("broken, prop, message", [
+    (Unchecked, "bad scores raise ValueError", "instead of raising ValueError"),
+    (VagueError, "errors name the bad input", "which does not show"),
+])
+def test_bound_without_clear_value_errors_is_caught(broken, prop, message):
+    err = _caught(check_bound, broken, prop)
+    assert message in err.detail
+    assert err.example.startswith("bound(scores) with scores = torch.zeros(")   # the input, rebuilt
 
 
 def test_naive_dv_overflows_at_the_extremes_in_its_minimal_example():
     err = _caught(check_bound, NaiveDV, "finite at extreme scores")
-    assert re.search(r"10000\.|1\.0+e\+04", _example_note(err)) and "not finite" in err.detail
+    assert re.search(r"10000\.|1\.0+e\+04", _example_of(err)) and "not finite" in err.detail
 
 
 def test_failure_through_the_registry_names_distribution_and_entry():
@@ -214,6 +225,120 @@ def _label_of(name, **options):
     return Subject(name, "bounds", options).label
 
 
+# ------------------------------------------------------------------ bounds from another package
+# Written as a plugin author would: no base class, their own input checks in their own words.
+
+
+def _outside_check(scores):
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise ValueError(f"scores must be a floating-point tensor, got {getattr(scores, 'dtype', type(scores))}")
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
+        raise ValueError(f"scores must be square (N, N) with N >= 2, got {tuple(scores.shape)}")
+    if not torch.isfinite(scores).all():
+        raise ValueError(f"scores must be finite, got {int(scores.isnan().sum())} nan and "
+                         f"{int(scores.isinf().sum())} inf entries")
+    return scores
+
+
+class CarefulInfoNCE(nn.Module):
+    """InfoNCE, log N + mean_i [T_ii - log sum_j e^T_ij], that checks its input."""
+
+    def forward(self, scores):
+        s = _outside_check(scores)
+        return (s.diagonal() - torch.logsumexp(s, dim=1)).mean() + math.log(s.shape[0])
+
+    def loss(self, scores):
+        return -self(scores)
+
+
+class OneNatHigh(CarefulInfoNCE):
+    """The same, plus one nat: it reads above the truth."""
+
+    def forward(self, scores):
+        return super().forward(scores) + 1.0
+
+
+class OutsideNaiveDV:
+    """DV as E_P[T] - log mean_neg e^T written exp().mean().log(): e^T overflows at large scores."""
+
+    def __call__(self, scores):
+        s = _outside_check(scores)
+        negatives = ~torch.eye(s.shape[0], dtype=torch.bool)
+        return s.diagonal().mean() - s[negatives].exp().mean().log()
+
+    def loss(self, scores):
+        return -self(scores)
+
+
+class ConstantZero:
+    """0 nats whatever the scores: a valid lower bound, and a useless one."""
+
+    def __call__(self, scores):
+        return 0.0 * _outside_check(scores).sum()
+
+    def loss(self, scores):
+        return -self(scores)
+
+
+def test_careful_outside_bound_passes_in_its_own_words():
+    check_bound(CarefulInfoNCE)
+    with pytest.raises(ValueError, match=re.escape("scores must be square (N, N) with N >= 2, got (3,)")):
+        CarefulInfoNCE()(torch.zeros(3))          # the message the old vocabulary rule refused
+
+
+@pytest.mark.parametrize("broken, prop, says", [
+    (OneNatHigh, "optimal critic vs closed-form MI", "above the true MI"),
+    (OutsideNaiveDV, "finite at extreme scores", "is not finite"),
+    (ConstantZero, "near the truth at the optimal critic", "may be a valid lower bound, but it is a useless one"),
+])
+def test_outside_bound_is_caught_for_its_own_reason(broken, prop, says):
+    err = _caught(check_bound, broken, prop)
+    assert says in err.detail
+    _example_of(err)
+    if prop != "finite at extreme scores":        # a bound without info is taken for a lower bound, and told so
+        assert "without info, taken for a lower bound" in err.detail
+    if prop == "optimal critic vs closed-form MI":
+        assert "kind='upper'" in err.detail and "kind='neither'" in err.detail
+    check_bound(broken, skip=[prop])               # its one fault: every other property holds
+
+
+def test_declared_kind_decides_the_closed_form_properties():
+    class DeclaredNeither(OneNatHigh):
+        info = mie.BoundInfo("plus_one", "InfoNCE + 1, not a bound", "neither", "none")
+
+    class CappedZero(ConstantZero):               # declares the cap that keeps it from the truth
+        info = mie.BoundInfo("zero", "0 nats", "lower", "none", ceiling="0", max_value=lambda bound, shape: 0.0)
+
+    check_bound(DeclaredNeither)
+    check_bound(CappedZero)
+
+
+def test_error_patterns_come_from_the_input():
+    from mi_estimators.testing._core import dtype_forms, shape_forms, value_forms
+
+    def shows(patterns, message):
+        return any(re.search(p, message, re.IGNORECASE) for p in patterns)
+
+    for message in ("got (3, 4)", "got [3, 4]", "torch.Size([3, 4])", "a 3x4 matrix", "3 × 4"):
+        assert shows(shape_forms((3, 4)), message), message
+    for message in ("got (3, 4, 2)", "got (2, 3, 4)", "got 13, 4", "expected a square shape"):
+        assert not shows(shape_forms((3, 4)), message), message
+    assert shows(shape_forms((3,)), "got torch.Size([3])") and not shows(shape_forms((3,)), "got (3, 3)")
+    assert all(shows(dtype_forms(torch.long), m) for m in ("torch.int64", "a Long tensor", "got torch.long"))
+    assert not any(shows(dtype_forms(torch.long), m) for m in ("int32", "longer", "must be float"))
+    assert shows(value_forms(math.nan), "1 NaN entry") and shows(value_forms(-math.inf), "an infinite entry")
+    assert not shows(value_forms(math.inf), "scores must be non-finite... finite")
+
+
+def test_every_property_has_a_one_line_hint():
+    from mi_estimators.testing import bounds, critics, encoders, tasks
+
+    for module, names in ((bounds, BOUND_PROPERTIES), (critics, CRITIC_PROPERTIES), (encoders, ENCODER_PROPERTIES),
+                          (tasks, TASK_PROPERTIES)):
+        assert set(module.HINTS) == set(names)
+        assert all(h.strip() and "\n" not in h for h in module.HINTS.values())
+
+
 # ------------------------------------------------------------------ broken critics
 
 
@@ -225,9 +350,10 @@ class _Critic(nn.Module):
 
     def forward(self, x, y):
         if x.dim() != 2 or y.dim() != 2 or x.shape[1] != self.x_dim or y.shape[1] != self.y_dim:
-            raise ValueError(f"x and y must have shape (N, {self.x_dim}) and (N, {self.y_dim})")
+            raise ValueError(f"x and y must have shape (N, {self.x_dim}) and (N, {self.y_dim}), got "
+                             f"{list(x.shape)} and {list(y.shape)}")
         if not (x.is_floating_point() and y.is_floating_point()):
-            raise ValueError("x and y must be floating-point")
+            raise ValueError(f"x and y must be floating-point, got {x.dtype} and {y.dtype}")
         return x @ self.w @ y.t()
 
 
@@ -255,8 +381,17 @@ class UncheckedCritic(_Critic):
         return x.float() @ self.w @ y.float().t()
 
 
+class VagueCritic(_Critic):
+    def forward(self, x, y):
+        try:
+            return super().forward(x, y)
+        except ValueError:
+            raise ValueError("bad input: see the documentation") from None
+
+
 @pytest.mark.parametrize("broken, prop", [
     (UncheckedCritic, "bad input raises ValueError"),
+    (VagueCritic, "errors name the bad input"),
     (DiagonalOnlyCritic, "scores are (N, N)"),
     (BatchNormalisedCritic, "scores are pairwise"),
     (UnusedParameterCritic, "gradients reach every parameter"),
@@ -459,3 +594,16 @@ def test_readme_example_plugin_passes_its_own_test_file(tmp_path):
                          cwd=project, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3 passed" in out.stdout
+
+
+def test_readme_failing_run_is_real_output(tmp_path):
+    """The README's failing run of an outside bound: its script, run as shown, prints the README's
+    output (the error's message: entry, property, detail, minimal example, hint)."""
+    script = tmp_path / "plus_one.py"
+    script.write_text(_readme_block("# plus_one.py"))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (shown,) = re.findall(r"```text\n(mi_estimators\.testing\.ConformanceError: .*?)```", readme, re.S)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.endswith(shown), out.stderr[-3000:]

@@ -9,8 +9,13 @@ Two parts, usable in any pytest suite:
 * **Conformance checks**, one call each: :func:`check_bound`, :func:`check_critic`,
   :func:`check_encoder` and :func:`check_task`. Each runs every property of its kind's contract
   (``BOUND_PROPERTIES`` and friends name them) with a few well-chosen hypothesis examples, and
-  raises :class:`ConformanceError` naming the property and the entry (``distribution[name]`` when
-  checked by registry name, else the class); hypothesis adds the minimal failing example as a note.
+  raises :class:`ConformanceError` naming the property, the entry (``distribution[name]`` when
+  checked by registry name, else the class), the minimal failing example and a one-line hint of
+  what to fix. Error messages are judged by what they show, never by their words: a bad input
+  must raise ``ValueError`` whose message contains the offending shape, dtype or value as
+  printed. Bounds are held to closed-form MI whether or not they declare ``info`` (one that does
+  not is taken for a lower bound), with tolerances derived in
+  :mod:`mi_estimators.testing.bound_truth`.
 
 A check takes a registry name (``"infonce"``: looked up like ``mi_estimators.get``) or a factory
 (a class or function), plus the factory's keyword options, and a few keyword-only settings of its

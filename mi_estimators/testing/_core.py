@@ -1,11 +1,12 @@
-"""What the four checks share: the error they raise, naming the entry, and running one property."""
+"""What the four checks share: the error they raise, naming the entry, judging a ValueError, and
+running one property."""
 
 from __future__ import annotations
 
 import functools
 import glob
 import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from hypothesis import HealthCheck, Phase, example, given
@@ -15,25 +16,45 @@ from hypothesis.errors import HypothesisException
 
 from mi_estimators import registry
 
-__all__ = ["ConformanceError", "Subject", "require", "require_value_error", "run", "selected"]
+__all__ = ["BadInput", "ConformanceError", "Failure", "Subject", "dtype_forms", "judge_bad_inputs", "require",
+           "run", "selected", "shape_forms", "value_forms"]
 
 
 class ConformanceError(AssertionError):
     """An entry broke a property of its kind's contract.
 
     ``entry`` names it (``distribution[name]`` through the registry, else the class or factory),
-    ``property`` the broken property (one of the ``*_PROPERTIES`` names), ``detail`` what was seen.
-    When hypothesis found it, the minimal failing example is attached as a note (in
-    ``__notes__``, as the call of a function named after the property, e.g.
-    ``finite_at_extreme_scores(batches=[tensor(...)])``; pytest prints it under the message).
+    ``property`` the broken property (one of the ``*_PROPERTIES`` names), ``detail`` what was seen,
+    ``example`` the minimal failing example (hypothesis' shrunk call of a function named after the
+    property, e.g. ``finite_at_extreme_scores(batches=[tensor(...)])``, or for a property checked on
+    fixed inputs the input that broke it) and ``hint`` one line on what to fix. ``str(err)`` gives
+    all four, one per line.
     """
 
-    def __init__(self, entry: str, property: str, detail: str):
+    def __init__(self, entry: str, property: str, detail: str, example: str | None = None,
+                 hint: str | None = None):
         super().__init__(entry, property, detail)
         self.entry, self.property, self.detail = entry, property, detail
+        self.example, self.hint = example, hint
 
     def __str__(self) -> str:
-        return f"{self.entry} breaks the property '{self.property}': {self.detail}"
+        lines = [f"{self.entry} breaks the property '{self.property}': {self.detail}"]
+        if self.example:
+            lines.append("minimal example: " + self.example.replace("\n", "\n  "))
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n  ".join(lines)
+
+
+ConformanceError.__module__ = "mi_estimators.testing"   # where users import it from, and tracebacks name it
+
+
+class Failure(AssertionError):
+    """A property's failure on a fixed input (not one hypothesis drew): ``example`` says which."""
+
+    def __init__(self, detail: str, example: str):
+        super().__init__(detail)
+        self.example = example
 
 
 class Subject:
@@ -73,22 +94,80 @@ def require(condition: Any, detail: str) -> None:
         raise AssertionError(detail)
 
 
-def require_value_error(call: Callable[[], Any], what: str, words: Sequence[str],
-                        shown: Callable[[Any], str] = repr) -> None:
-    """``call()`` must raise ``ValueError`` whose message mentions one of ``words`` (any other outcome
-    fails, described with ``what``, e.g. "bound(scores) on scores with NaN"; ``shown`` renders a
-    returned value)."""
-    try:
-        out = call()
-    except ValueError as exc:
-        require(any(w in str(exc).lower() for w in words),
-                f"{what} raised ValueError({str(exc)!r}), which does not say what is wrong (expected a "
-                f"mention of {' or '.join(map(repr, words))})")
-        return
-    except Exception as exc:
-        raise AssertionError(f"{what} raised {type(exc).__name__}: {exc}, not a ValueError saying what to fix") \
-            from exc
-    raise AssertionError(f"{what} returned {shown(out)} instead of raising ValueError")
+class BadInput(NamedTuple):
+    """An input a call must refuse with ``ValueError``.
+
+    ``what`` says what is wrong ("a NaN entry"), ``code`` rebuilds it (the example a failure
+    shows), ``args`` are the call's arguments, ``received`` names the offending part in words
+    ("its shape (3, 4)") and ``shows`` gives its printed forms as regular expressions
+    (:func:`shape_forms`, :func:`dtype_forms`, :func:`value_forms`), one of which the message
+    must contain. ``shows`` is empty when what is wrong is a count (N = 1): a count cannot be told
+    apart from any other number in prose without guessing the words around it.
+    """
+
+    what: str
+    code: str
+    args: tuple
+    received: str = ""
+    shows: tuple[str, ...] = ()
+
+
+def shape_forms(shape: Sequence[int]) -> tuple[str, ...]:
+    """How a message prints ``shape``: its sizes in order, as ``(3, 4)``, ``[3, 4]``,
+    ``torch.Size([3, 4])`` or ``3x4``, not as part of a longer shape; a 1-D shape only bracketed
+    (``(3,)``, ``[3]``)."""
+    sizes = [str(int(d)) for d in shape]
+    if len(sizes) == 1:
+        return (rf"[(\[]\s*{sizes[0]}\s*,?\s*[)\]]",)
+    sep = r"\s*[,x×]\s*"
+    return (r"(?<![\w.,×])(?<![,×] )" + sep.join(sizes) + rf"(?!{sep}\d)(?![\w.])",)
+
+
+def dtype_forms(dtype: torch.dtype) -> tuple[str, ...]:
+    """Every name torch gives ``dtype`` (``torch.int64``: ``int64`` and ``long``)."""
+    names = {str(dtype).removeprefix("torch.")} | {n for n in dir(torch) if getattr(torch, n, None) is dtype}
+    return tuple(rf"\b{re.escape(n)}\b" for n in sorted(names))
+
+
+def value_forms(value: float) -> tuple[str, ...]:
+    """How Python and torch print an offending value without its sign (``nan``, ``inf``; the
+    match ignores case, so ``NaN`` and ``infinite`` show them too)."""
+    return (re.escape(str(abs(float(value)))),)
+
+
+def judge_bad_inputs(calls: Sequence[tuple[str, Callable[..., Any]]], cases: Sequence[BadInput], *,
+                     names_received: bool, shown: Callable[[Any], str] = repr) -> None:
+    """Make every call of ``calls`` (``(how it is written, function)``) on every case.
+
+    With ``names_received`` false (the property "... raise ValueError"), each must raise
+    ``ValueError`` with a non-empty message: judged by the type alone, the message is quoted when
+    anything else happens. With it true (the property "errors name the bad input"), the message of
+    each ``ValueError`` must contain one of the case's ``shows`` patterns (case-insensitive): the
+    offending shape, dtype or value as printed. Calls that do not raise ``ValueError`` are the
+    other property's to judge. ``shown`` renders a returned value.
+    """
+    for case in cases:
+        for how, call in calls:
+            example = f"{how} with {case.code}"
+            try:
+                out = call(*case.args)
+            except ValueError as exc:
+                message = str(exc)
+                if not names_received:
+                    if not message.strip():
+                        raise Failure(f"{how} on {case.what} raised ValueError with an empty message", example) \
+                            from exc
+                elif case.shows and not any(re.search(p, message, re.IGNORECASE) for p in case.shows):
+                    raise Failure(f"{how} on {case.what} raised ValueError({message!r}), which does not show "
+                                  f"{case.received} (what it received)", example) from exc
+                continue
+            except Exception as exc:
+                if names_received:
+                    continue
+                raise Failure(f"{how} on {case.what} raised {type(exc).__name__}({str(exc)!r}), not a ValueError",
+                              example) from exc
+            if not names_received:
+                raise Failure(f"{how} on {case.what} returned {shown(out)} instead of raising ValueError", example)
 
 
 def selected(names: Sequence[str], skip: Iterable[str]) -> list[str]:
@@ -111,7 +190,12 @@ def _settings(examples: int, user: Settings | None) -> Settings:
                     phases=[p for p in base.phases if p != Phase.explain])
 
 
-def _wrapped(subject: Subject, prop: str, body: Callable[..., None]) -> Callable[..., None]:
+#: the example of a property that draws nothing and does not say which fixed input broke it
+NO_INPUT = "none drawn: the property is checked once, on the entry as built"
+
+
+def _wrapped(subject: Subject, prop: str, body: Callable[..., None], hint: str | None,
+             drawn: bool) -> Callable[..., None]:
     @functools.wraps(body)
     def run_body(**drawn: Any) -> None:
         try:
@@ -121,22 +205,40 @@ def _wrapped(subject: Subject, prop: str, body: Callable[..., None]) -> Callable
             raise                      # hypothesis' own control flow (assume, ...) passes through
         except Exception as exc:  # noqa: BLE001 - any failure of the entry breaks the property
             detail = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
-            raise ConformanceError(subject.label, prop, detail) from exc
+            example = getattr(exc, "example", None) or (None if drawn else NO_INPUT)
+            raise ConformanceError(subject.label, prop, detail, example, hint) from exc
 
     run_body.__name__ = run_body.__qualname__ = re.sub(r"\W+", "_", prop).strip("_")  # "scores_are_N_N"
     return run_body
 
 
+def _take_example(err: ConformanceError, function: str) -> None:
+    """Move hypothesis' note with the minimal failing call (``function(...)``) into ``err.example``,
+    so that the error's message carries it (and pytest does not print it twice)."""
+    notes = getattr(err, "__notes__", None) or []
+    for note in notes:
+        start = note.find(f"{function}(")
+        if start >= 0 and err.example is None:
+            err.example = note[start:].strip()
+            notes.remove(note)
+            return
+
+
 def run(subject: Subject, prop: str, body: Callable[..., None], *, examples: int = 0,
-        settings: Settings | None = None, explicit: Sequence[dict[str, Any]] = (),
+        settings: Settings | None = None, explicit: Sequence[dict[str, Any]] = (), hint: str | None = None,
         **strategies: st.SearchStrategy) -> None:
     """Run one property of ``subject``: ``body(**drawn)`` under hypothesis with ``strategies`` (at
     most ``examples`` examples unless ``settings`` say otherwise, plus the ``explicit`` ones), or
-    once when there are no strategies. Any failure becomes a :class:`ConformanceError`."""
-    test = _wrapped(subject, prop, body)
+    once when there are no strategies. Any failure becomes a :class:`ConformanceError` carrying
+    the minimal example and ``hint`` (one line on what to fix)."""
+    test = _wrapped(subject, prop, body, hint, bool(strategies))
     if not strategies:
         test()
         return
     for kwargs in explicit:
         test = example(**kwargs)(test)
-    _settings(examples, settings)(given(**strategies)(test))()
+    try:
+        _settings(examples, settings)(given(**strategies)(test))()
+    except ConformanceError as err:
+        _take_example(err, test.__name__)
+        raise

@@ -4,7 +4,11 @@ A critic is built as ``factory(x_dim=dx, y_dim=dy, **options)`` and maps ``x`` `
 ``(N, dy)`` to ``scores[i, j] = T(x_i, y_j)``. The properties (``CRITIC_PROPERTIES``):
 
 * **bad input raises ValueError**: ``x`` or ``y`` with the wrong number of columns, 1-D or 3-D,
-  or of an integer dtype; the message names the problem ("shape", "float", ...).
+  or of an integer dtype: ``critic(x, y)`` raises ``ValueError`` with a non-empty message (judged
+  by the type alone; anything else that happens is quoted in the failure).
+* **errors name the bad input**: each such message shows what it received: the offending
+  input's shape as printed (``(5, 3)``, ``[5, 3]``, ``5x3``) or its dtype (any of torch's names for
+  it: ``int64``, ``long``), no list of words guessed.
 * **scores are (N, N)**: finite floating-point ``(N, N)`` scores for any N >= 1 and any dimensions.
 * **scores are pairwise**: in eval mode ``scores[i, j]`` depends on ``x_i`` and ``y_j`` alone:
   scoring a reordered sub-batch gives the matching entries of the full matrix (a critic that
@@ -13,6 +17,9 @@ A critic is built as ``factory(x_dim=dx, y_dim=dy, **options)`` and maps ``x`` `
   ``n_models=K`` the scores are ``(K, N, N)``.
 * **gradients reach every parameter**: a weighted sum of the scores gives every parameter a
   finite gradient (stacked critics too).
+
+A failure is a :class:`~mi_estimators.testing.ConformanceError` with the property, the entry, the
+minimal example and a hint (``HINTS[property]``).
 """
 
 from __future__ import annotations
@@ -25,17 +32,30 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from torch import Tensor
 
-from mi_estimators.testing._core import Subject, require, require_value_error, run, selected
+from mi_estimators.testing._core import (BadInput, Subject, dtype_forms, judge_bad_inputs, require, run, selected,
+                                         shape_forms)
 
-__all__ = ["CRITIC_PROPERTIES", "check_critic"]
+__all__ = ["CRITIC_PROPERTIES", "HINTS", "check_critic"]
 
 CRITIC_PROPERTIES = (
     "bad input raises ValueError",
+    "errors name the bad input",
     "scores are (N, N)",
     "scores are pairwise",
     "stacked copies are (K, N, N)",
     "gradients reach every parameter",
 )
+
+#: one line per property on what to fix, shown with its failures
+HINTS = {
+    "bad input raises ValueError": "check x and y before using them: 2-D floating-point tensors with x_dim and "
+                                   "y_dim columns, else raise ValueError",
+    "errors name the bad input": "put what was received in the message, e.g. f'..., got shape {tuple(x.shape)}'",
+    "scores are (N, N)": "return scores[i, j] = T(x_i, y_j) for every pair, an (N, N) tensor, not only the diagonal",
+    "scores are pairwise": "score each pair on its own: no statistics of the batch (normalisation) in eval mode",
+    "stacked copies are (K, N, N)": "with n_models=K, stack the K copies' scores on a leading axis",
+    "gradients reach every parameter": "use every parameter in the scores, or freeze it (requires_grad_(False))",
+}
 
 
 def check_critic(critic: Any, /, *, settings: Settings | None = None, skip: Iterable[str] = (),
@@ -53,19 +73,19 @@ def check_critic(critic: Any, /, *, settings: Settings | None = None, skip: Iter
         stacked = _takes(subject.factory, "n_models")
     dims = {"dx": st.integers(1, max_dim), "dy": st.integers(1, max_dim), "seed": st.integers(0, 2**32 - 1)}
     for name in selected(CRITIC_PROPERTIES, skip):
-        if name == "bad input raises ValueError":
+        if name in ("bad input raises ValueError", "errors name the bad input"):
             _bad_input(subject, name)
         elif name == "scores are (N, N)":
-            run(subject, name, lambda **d: _shape(subject, **d), examples=10, settings=settings,
+            run(subject, name, lambda **d: _shape(subject, **d), examples=10, settings=settings, hint=HINTS[name],
                 n=st.integers(1, 9), **dims)
         elif name == "scores are pairwise":
-            run(subject, name, lambda **d: _pairwise(subject, **d), examples=10, settings=settings,
+            run(subject, name, lambda **d: _pairwise(subject, **d), examples=10, settings=settings, hint=HINTS[name],
                 n=st.integers(2, 9), data=st.data(), **dims)
         elif name == "stacked copies are (K, N, N)" and stacked:
-            run(subject, name, lambda **d: _shape(subject, **d), examples=5, settings=settings,
+            run(subject, name, lambda **d: _shape(subject, **d), examples=5, settings=settings, hint=HINTS[name],
                 n=st.integers(1, 6), k=st.integers(1, 3), **dims)
         elif name == "gradients reach every parameter":
-            run(subject, name, lambda **d: _gradients(subject, **d), examples=5, settings=settings,
+            run(subject, name, lambda **d: _gradients(subject, **d), examples=5, settings=settings, hint=HINTS[name],
                 n=st.integers(2, 6), k=st.sampled_from([None, 2] if stacked else [None]), **dims)
 
 
@@ -91,16 +111,20 @@ def _bad_input(subject: Subject, name: str) -> None:
     def body() -> None:
         critic = _build(subject, 2, 3, 0)
         x, y = _inputs(5, 2, 3, 0)
-        cases = [("x with 3 columns for x_dim=2", x.repeat(1, 2)[:, :3], y, ("shape", "dim")),
-                 ("y with 2 columns for y_dim=3", x, y[:, :2], ("shape", "dim")),
-                 ("a 1-D x", x[:, 0], y, ("shape", "dim")),
-                 ("a 3-D x", x[:, :, None], y, ("shape", "dim")),
-                 ("an integer x", x.long(), y, ("float", "dtype"))]
-        for what, xb, yb, words in cases:
-            require_value_error(lambda: critic(xb, yb), f"critic(x, y) with {what}", words,
-                                shown=lambda out: f"scores of shape {tuple(getattr(out, 'shape', ()))}")
+        xy = "x, y = torch.randn(5, 2), torch.randn(5, 3)"
+        cases = [BadInput("x with 3 columns for x_dim=2", f"{xy}; x = torch.cat([x, x[:, :1]], 1)",
+                          (torch.cat([x, x[:, :1]], 1), y), "the shape (5, 3) of x", shape_forms((5, 3))),
+                 BadInput("y with 2 columns for y_dim=3", f"{xy}; y = y[:, :2]", (x, y[:, :2]),
+                          "the shape (5, 2) of y", shape_forms((5, 2))),
+                 BadInput("a 1-D x", f"{xy}; x = x[:, 0]", (x[:, 0], y), "the shape (5,) of x", shape_forms((5,))),
+                 BadInput("a 3-D x", f"{xy}; x = x[:, :, None]", (x[:, :, None], y), "the shape (5, 2, 1) of x",
+                          shape_forms((5, 2, 1))),
+                 BadInput("an integer x", f"{xy}; x = x.long()", (x.long(), y), "the dtype torch.int64 of x",
+                          dtype_forms(torch.long))]
+        judge_bad_inputs([("critic(x, y)", critic)], cases, names_received=name == "errors name the bad input",
+                         shown=lambda out: f"scores of shape {tuple(getattr(out, 'shape', ()))}")
 
-    run(subject, name, body)
+    run(subject, name, body, hint=HINTS[name])
 
 
 def _shape(subject: Subject, n: int, dx: int, dy: int, seed: int, k: int | None = None) -> None:

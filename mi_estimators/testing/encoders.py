@@ -31,7 +31,7 @@ from torch import Tensor
 
 from mi_estimators.testing._core import Subject, require, run, selected
 
-__all__ = ["ENCODER_PROPERTIES", "check_encoder"]
+__all__ = ["ENCODER_PROPERTIES", "HINTS", "check_encoder"]
 
 ENCODER_PROPERTIES = (
     "features follow the contract",
@@ -39,6 +39,16 @@ ENCODER_PROPERTIES = (
     "gradients reach every parameter",
     "same features on every device",
 )
+
+#: one line per property on what to fix, shown with its failures
+HINTS = {
+    "features follow the contract": "return {'global': (B, D), <local name>: (B, C, H, W), ...}, finite, on the "
+                                    "input's device, without changing the input",
+    "eval features are per-sample": "use running statistics in eval mode (BatchNorm does after .eval()); no "
+                                    "statistics of the batch",
+    "gradients reach every parameter": "use every parameter in some feature, or freeze it (requires_grad_(False))",
+    "same features on every device": "avoid device-dependent code paths and float64/float32 mixes",
+}
 
 
 class _Encoders:
@@ -84,17 +94,17 @@ def check_encoder(encoder: Any, /, *, in_channels: Sequence[int] = (1, 3), image
     for name in selected(ENCODER_PROPERTIES, skip):
         if name == "features follow the contract":
             modes = [(b, t, d) for d in devices for b in batch_sizes for t in (False, True) if b >= 2 or not t]
-            run(subject, name, lambda **d: _contract(kit, **d), examples=3, settings=settings,
+            run(subject, name, lambda **d: _contract(kit, **d), examples=3, settings=settings, hint=HINTS[name],
                 explicit=[{"channels": c, "mode": m, "seed": 0} for c, m in itertools.product(in_channels, modes)],
                 channels=channels, mode=st.sampled_from(modes), seed=seed)
         elif name == "eval features are per-sample":
             run(subject, name, lambda **d: _per_sample(kit, devices[0], **d), examples=3, settings=settings,
-                channels=channels, batch=st.sampled_from(trainable), seed=seed, data=st.data())
+                hint=HINTS[name], channels=channels, batch=st.sampled_from(trainable), seed=seed, data=st.data())
         elif name == "gradients reach every parameter":
             run(subject, name, lambda **d: _gradients(kit, devices[0], max(trainable), **d), examples=2,
-                settings=settings, channels=channels, seed=seed)
+                settings=settings, hint=HINTS[name], channels=channels, seed=seed)
         elif name == "same features on every device" and len(devices) > 1:
-            run(subject, name, lambda **d: _devices(kit, devices, **d), examples=2, settings=settings,
+            run(subject, name, lambda **d: _devices(kit, devices, **d), examples=2, settings=settings, hint=HINTS[name],
                 channels=channels, seed=seed)
 
 

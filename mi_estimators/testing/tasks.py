@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from mi_estimators.testing._core import Subject, require, run, selected
 
-__all__ = ["TASK_PROPERTIES", "check_task"]
+__all__ = ["HINTS", "TASK_PROPERTIES", "check_task"]
 
 TASK_PROPERTIES = (
     "attributes",
@@ -41,6 +41,15 @@ TASK_PROPERTIES = (
     "mi agrees with Monte-Carlo",
     "density ratio normalised",
 )
+
+#: one line per property on what to fix, shown with its failures
+HINTS = {
+    "attributes": "set x_dim and y_dim (positive ints), mi (finite nats >= 0) and, when registered, id = the name",
+    "sample shapes": "return float64 arrays of shapes (n, x_dim) and (n, y_dim) from sample(n, seed)",
+    "reproducible by seed": "draw only from numpy.random.default_rng(seed), never from global state",
+    "mi agrees with Monte-Carlo": "make mi equal E_p[log_density_ratio(x, y)]: one of the two is wrong",
+    "density ratio normalised": "log_density_ratio must be log p(x, y) - log p(x) - log p(y), no added constant",
+}
 
 #: allowed standard errors for the Monte-Carlo properties
 SIGMAS = 5.0
@@ -64,19 +73,19 @@ def check_task(task: Any, /, *, samples: int = 20_000, settings: Settings | None
     seed = st.integers(0, 2**32 - 1)
     for name in selected(TASK_PROPERTIES, skip):
         if name == "attributes":
-            run(subject, name, lambda: _attributes(subject))
+            run(subject, name, lambda: _attributes(subject), hint=HINTS[name])
         elif name == "sample shapes":
             run(subject, name, lambda **d: _shapes(subject.make(), **d), examples=5, settings=settings,
-                n=st.integers(1, 40), seed=seed)
+                hint=HINTS[name], n=st.integers(1, 40), seed=seed)
         elif name == "reproducible by seed":
             run(subject, name, lambda **d: _reproducible(subject.make(), **d), examples=3, settings=settings,
-                n=st.integers(2, 40), seed=seed, other=st.integers(1, 2**16))
+                hint=HINTS[name], n=st.integers(2, 40), seed=seed, other=st.integers(1, 2**16))
         elif name == "mi agrees with Monte-Carlo":
             run(subject, name, lambda **d: _monte_carlo(subject.make(), samples, **d), examples=2,
-                settings=settings, seed=seed)
+                settings=settings, hint=HINTS[name], seed=seed)
         elif name == "density ratio normalised":
             run(subject, name, lambda **d: _normalised(subject.make(), samples, **d), examples=2,
-                settings=settings, seed=seed)
+                settings=settings, hint=HINTS[name], seed=seed)
 
 
 def _attributes(subject: Subject) -> None:
