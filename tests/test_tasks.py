@@ -308,12 +308,40 @@ BMI_TRUE_MI = {
     "asinh-student-identity-5-5-2": 0.44815067691532917,
     "1v1-additive-0.1": 1.7094379124341004,
     "1v1-additive-0.75": 0.3333333333333333,
+    "asinh-student-identity-1-1-1": 0.22417142752923613,
+    "multinormal-dense-25-25-0.5": 1.2921837216593275,
+    "multinormal-dense-50-50-0.5": 1.6242653743036897,
+}
+
+#: the benchmark's MI of its mixture tasks (the same package): ``task.mutual_information``, its own Monte-Carlo
+#: mean of the log density ratio over 10⁵ draws (JAX key 0, JAX's default 32-bit floats), with that run's standard
+#: error; tests/bmi_crosscheck.py recomputes them (in 64-bit, other draws) with the density ratio at shared points
+BMI_MC_MI = {
+    "1v1-X-0.9": (0.40876397490501404, 0.00237),
+    "1v1-AI": (0.7775421142578125, 0.00275),
+    "2v1-waves-12-5.0-3.0": (1.3079789876937866, 0.00120),
+    "2v1-galaxy-0.5-3.0": (0.49330103397369385, 0.00164),
+    "3v1-concentric_gaussians-5": (0.4563290774822235, 0.00211),
+    "5v1-concentric_gaussians-5": (0.6260703206062317, 0.00226),
+    "3v1-concentric_gaussians-10": (0.5562974214553833, 0.00236),
+    "5v1-concentric_gaussians-10": (0.7491084337234497, 0.00251),
+    "25v1-concentric_gaussians-5": (1.190227746963501, 0.00200),
+    "mult-sparse-w-inliers-5-5-2-2.0-0.2": (0.6334941387176514, 0.00365),
+    "mult-sparse-w-inliers-25-25-2-2.0-0.2": (0.6344553232192993, 0.00366),
+    "mult-sparse-w-inliers-5-5-2-2.0-0.5": (0.26824134588241577, 0.00264),
+    "mult-sparse-w-inliers-25-25-2-2.0-0.5": (0.27074873447418213, 0.00266),
 }
 
 
 @pytest.mark.parametrize("task_id", sorted(BMI))
 def test_reproduced_benchmark_tasks_have_the_benchmarks_mi(task_id):
-    assert CATALOG[task_id]().mi == pytest.approx(BMI_TRUE_MI[BMI[task_id]], abs=1e-12)
+    task = CATALOG[task_id]()
+    if BMI[task_id] in BMI_MC_MI:  # two Monte-Carlo integrals of the same density ratio: within their errors
+        mi, se = BMI_MC_MI[BMI[task_id]]
+        assert abs(task.mi - mi) <= 4.0 * math.hypot(task.mi_stderr, se), (task.mi, task.mi_stderr, mi, se)
+    else:
+        assert task.mi == pytest.approx(BMI_TRUE_MI[BMI[task_id]], abs=1e-12)
+        assert task.mi_stderr == 0.0
 
 
 @pytest.mark.parametrize("call, match", [

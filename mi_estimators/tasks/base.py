@@ -6,6 +6,8 @@ Information Estimators", arXiv:2306.11078):
 
 * ``task.sample(n, seed)`` -> ``(x, y)``, float64 arrays of shape ``(n, x_dim)``, ``(n, y_dim)``;
 * ``task.mi``: the true I(X; Y) in nats (each family derives it in its docstring);
+* ``task.mi_stderr``: its standard error in nats, 0 for a closed form; the Gaussian mixtures
+  (:mod:`mi_estimators.tasks.mixtures`) integrate their exact density ratio by Monte Carlo;
 * ``task.log_density_ratio(x, y)``: ``log p(x, y) / (p(x) p(y))`` per row, shape ``(n,)`` — the
   optimal critic (DV's optimum up to a constant; NWJ's optimum is this plus 1). Its mean over
   joint samples is the MI, which the tests use as an independent Monte-Carlo route;
@@ -57,6 +59,8 @@ class Task:
     x_dim: int
     y_dim: int
     id: str = "task"
+    #: the standard error of ``mi``: 0 where it is a closed form, a Monte-Carlo error otherwise
+    mi_stderr: float = 0.0
 
     @property
     def mi(self) -> float:  # pragma: no cover - abstract

@@ -24,10 +24,18 @@ swiss roll (2 x 1)       :mod:`mi_estimators.tasks.swissroll`                ``s
 spiral                   :mod:`mi_estimators.tasks.spiral`                   ``spiral-*``
 Student-t                :class:`~mi_estimators.tasks.StudentTTask`          ``student-t-*`` (2-10 d, df 1-5)
 additive uniform noise   :class:`~mi_estimators.tasks.AdditiveUniformTask`   ``uniform-*``
+Gaussian mixtures        :mod:`mi_estimators.tasks.mixture_families`         ``mixture-*`` (X, AI, galaxy,
+                                                                             waves, concentric, inliers)
 high MI (>= 4 nats)      non-Gaussian copula: Student-t, noise, spiral       ``student-t-5x5-df3-rho0.9``,
                                                                              ``uniform-3x3-eps0.1``,
                                                                              ``spiral-gauss-5x5-mi5``
 =======================  ==================================================  ===============================
+
+:data:`BENCHMARK_V2` lists the ids of the 26 tasks of the benchmark's second version (its
+``workflows/benchmark/v2/config.py``, Czyż et al. 2023, arXiv:2310.10240), in its order. The
+MI of a mixture task is a Monte-Carlo integral of its exact density ratio
+(:mod:`mi_estimators.tasks.mixtures`); the catalogue caches the value at 10⁶ draws from seed 0
+with its standard error, in :data:`MIXTURE_MI`, so that building a task costs nothing.
 """
 
 from __future__ import annotations
@@ -38,13 +46,15 @@ from typing import Callable
 from mi_estimators.tasks.base import Task
 from mi_estimators.tasks.gaussian import GaussianTask
 from mi_estimators.tasks.marginals import bimodal
+from mi_estimators.tasks.mixture_families import (ai_task, concentric_task, galaxy_task, inliers_task, waves_task,
+                                                  x_task)
 from mi_estimators.tasks.spiral import spiral_task
 from mi_estimators.tasks.student import StudentTTask
 from mi_estimators.tasks.swissroll import swiss_roll_task
 from mi_estimators.tasks.transformed import TransformedTask
 from mi_estimators.tasks.uniform import AdditiveUniformTask
 
-__all__ = ["BMI", "CATALOG", "attribute_name"]
+__all__ = ["BENCHMARK_V2", "BMI", "CATALOG", "MIXTURE_MI", "attribute_name"]
 
 
 def _gauss(mi, d):
@@ -67,6 +77,35 @@ def _t(d: int, df: float) -> StudentTTask:
 
 def _tr(base, fx, fy="same"):
     return lambda: TransformedTask(base(), fx, fy)
+
+
+#: mixture id -> (MI, its standard error) in nats: ``GaussianMixtureTask.monte_carlo_mi`` at
+#: ``MC_SAMPLES`` = 10⁶ draws from ``MC_SEED`` = 0 (rounded to 10⁻⁶), the value the task would compute itself
+#: (tests/test_mixtures.py recomputes each at a smaller sample and one at full size)
+MIXTURE_MI: dict[str, tuple[float, float]] = {
+    "mixture-x-1x1-rho0.9": (0.408640, 0.000746),
+    "mixture-ai-1x1": (0.777380, 0.000869),
+    "mixture-galaxy-2x1": (0.494405, 0.000511),
+    "mixture-waves-2x1": (1.306559, 0.000385),
+    "mixture-concentric-3x1-k5": (0.454443, 0.000668),
+    "mixture-concentric-5x1-k5": (0.626807, 0.000710),
+    "mixture-concentric-3x1-k10": (0.559105, 0.000747),
+    "mixture-concentric-5x1-k10": (0.750626, 0.000796),
+    "mixture-concentric-25x1-k5": (1.190050, 0.000637),
+    "mixture-2pair-5x5-inliers0.2": (0.634997, 0.001155),
+    "mixture-2pair-25x25-inliers0.2": (0.637590, 0.001156),
+    "mixture-2pair-5x5-inliers0.5": (0.269224, 0.000839),
+    "mixture-2pair-25x25-inliers0.5": (0.270617, 0.000840),
+}
+
+
+def _inliers(d: int, fraction: float, **cached) -> Task:
+    return inliers_task(_two_pair(d), fraction, **cached)
+
+
+def _mix(task_id: str, build: Callable[..., Task], *args) -> Callable[[], Task]:
+    mi, se = MIXTURE_MI[task_id]
+    return lambda: build(*args, mi=mi, mi_stderr=se)
 
 
 #: id -> (builder, one-line summary)
@@ -140,6 +179,38 @@ _SPECS: dict[str, tuple[Callable[[], Task], str]] = {
     "uniform-eps0.75": (lambda: AdditiveUniformTask(0.75), "Y = X + U(-0.75, 0.75), X ~ U(0, 1)"),
     "uniform-3x3-eps0.1": (lambda: AdditiveUniformTask(0.1, dim=3),
                            "3 independent copies of Y = X + U(-0.1, 0.1) (high MI, non-Gaussian copula)"),
+    # the rest of the benchmark's second version: Gaussian mixtures (MI by Monte Carlo, see MIXTURE_MI),
+    # dense Gaussians in high dimension, the 1-d Cauchy under asinh
+    "mixture-x-1x1-rho0.9": (_mix("mixture-x-1x1-rho0.9", x_task, 0.9),
+                             "the X: equal mixture of bivariate normals of correlation +0.9 and -0.9"),
+    "mixture-ai-1x1": (_mix("mixture-ai-1x1", ai_task), "the AI: six Gaussians drawing the letters A and I"),
+    "mixture-galaxy-2x1": (_mix("mixture-galaxy-2x1", galaxy_task, 0.5, 3.0),
+                           "the galaxy: two unit balls at +-1.5(1, 1, 1), X spiralled at speed 0.5"),
+    "mixture-waves-2x1": (_mix("mixture-waves-2x1", waves_task, 12, 5.0, 3.0),
+                          "the waves: 12 Gaussians on a zigzag, X bent by x1 + 5 sin(3 x2) and rescaled"),
+    "mixture-concentric-3x1-k5": (_mix("mixture-concentric-3x1-k5", concentric_task, 3, 5),
+                                  "5 concentric isotropic Gaussians in 3-d (sd 1..5), Y names the shell"),
+    "mixture-concentric-5x1-k5": (_mix("mixture-concentric-5x1-k5", concentric_task, 5, 5),
+                                  "5 concentric isotropic Gaussians in 5-d (sd 1..5), Y names the shell"),
+    "mixture-concentric-3x1-k10": (_mix("mixture-concentric-3x1-k10", concentric_task, 3, 10),
+                                   "10 concentric isotropic Gaussians in 3-d (sd 1..10), Y names the shell"),
+    "mixture-concentric-5x1-k10": (_mix("mixture-concentric-5x1-k10", concentric_task, 5, 10),
+                                   "10 concentric isotropic Gaussians in 5-d (sd 1..10), Y names the shell"),
+    "mixture-concentric-25x1-k5": (_mix("mixture-concentric-25x1-k5", concentric_task, 25, 5),
+                                   "5 concentric isotropic Gaussians in 25-d (sd 1..5), Y names the shell"),
+    "mixture-2pair-5x5-inliers0.2": (_mix("mixture-2pair-5x5-inliers0.2", _inliers, 5, 0.2),
+                                     "5+5-d 2-pair Gaussian, 20 % of the pairs drawn independently"),
+    "mixture-2pair-25x25-inliers0.2": (_mix("mixture-2pair-25x25-inliers0.2", _inliers, 25, 0.2),
+                                       "25+25-d 2-pair Gaussian, 20 % of the pairs drawn independently"),
+    "mixture-2pair-5x5-inliers0.5": (_mix("mixture-2pair-5x5-inliers0.5", _inliers, 5, 0.5),
+                                     "5+5-d 2-pair Gaussian, half the pairs drawn independently"),
+    "mixture-2pair-25x25-inliers0.5": (_mix("mixture-2pair-25x25-inliers0.5", _inliers, 25, 0.5),
+                                       "25+25-d 2-pair Gaussian, half the pairs drawn independently"),
+    "gauss-dense-25x25": (lambda: GaussianTask.structured(25, 25, corr=0.5, off_diag=0.5),
+                          "25+25-d Gaussian, every correlation 0.5 (BMI dense)"),
+    "gauss-dense-50x50": (lambda: GaussianTask.structured(50, 50, corr=0.5, off_diag=0.5),
+                          "50+50-d Gaussian, every correlation 0.5 (BMI dense)"),
+    "asinh-student-t-1x1-df1": (_tr(lambda: _t(1, 1), "asinh"), "1-d Cauchy pair (t, df 1) under asinh"),
 }
 
 #: id -> the id of the task of Czyż et al.'s benchmark (package ``benchmark-mi``) it reproduces
@@ -167,7 +238,44 @@ BMI: dict[str, str] = {
     "asinh-student-t-5x5-df2": "asinh-student-identity-5-5-2",
     "uniform-eps0.1": "1v1-additive-0.1",
     "uniform-eps0.75": "1v1-additive-0.75",
+    # the benchmark's MI of a mixture is its own Monte-Carlo estimate (10⁵ draws): equal within the errors
+    "mixture-x-1x1-rho0.9": "1v1-X-0.9",
+    "mixture-ai-1x1": "1v1-AI",
+    "mixture-galaxy-2x1": "2v1-galaxy-0.5-3.0",
+    "mixture-waves-2x1": "2v1-waves-12-5.0-3.0",
+    "mixture-concentric-3x1-k5": "3v1-concentric_gaussians-5",
+    "mixture-concentric-5x1-k5": "5v1-concentric_gaussians-5",
+    "mixture-concentric-3x1-k10": "3v1-concentric_gaussians-10",
+    "mixture-concentric-5x1-k10": "5v1-concentric_gaussians-10",
+    "mixture-concentric-25x1-k5": "25v1-concentric_gaussians-5",
+    "mixture-2pair-5x5-inliers0.2": "mult-sparse-w-inliers-5-5-2-2.0-0.2",
+    "mixture-2pair-25x25-inliers0.2": "mult-sparse-w-inliers-25-25-2-2.0-0.2",
+    "mixture-2pair-5x5-inliers0.5": "mult-sparse-w-inliers-5-5-2-2.0-0.5",
+    "mixture-2pair-25x25-inliers0.5": "mult-sparse-w-inliers-25-25-2-2.0-0.5",
+    "gauss-dense-25x25": "multinormal-dense-25-25-0.5",
+    "gauss-dense-50x50": "multinormal-dense-50-50-0.5",
+    "asinh-student-t-1x1-df1": "asinh-student-identity-1-1-1",
 }
+
+#: the 26 tasks of the benchmark's second version (``workflows/benchmark/v2/config.py``), in its order
+BENCHMARK_V2: tuple[str, ...] = (
+    # 1 x 1
+    "uniform-eps0.75", "asinh-student-t-1x1-df1", "mixture-x-1x1-rho0.9", "mixture-ai-1x1",
+    # embedding
+    "swissroll-gauss-2x1-rho0.75",
+    # n x 1
+    "mixture-waves-2x1", "mixture-galaxy-2x1", "mixture-concentric-3x1-k5", "mixture-concentric-5x1-k5",
+    "mixture-concentric-3x1-k10", "mixture-concentric-5x1-k10", "mixture-concentric-25x1-k5",
+    # Gaussian
+    "gauss-dense-5x5", "gauss-dense-25x25", "gauss-dense-50x50", "gauss-2pair-5x5", "gauss-2pair-25x25",
+    # inliers
+    "mixture-2pair-5x5-inliers0.2", "mixture-2pair-25x25-inliers0.2", "mixture-2pair-5x5-inliers0.5",
+    "mixture-2pair-25x25-inliers0.5",
+    # Student-t
+    "asinh-student-t-2x2-df1", "asinh-student-t-3x3-df2", "asinh-student-t-5x5-df2",
+    # transformed
+    "spiral-gauss-2pair-3x3", "spiral-gauss-2pair-5x5",
+)
 
 
 def attribute_name(task_id: str) -> str:

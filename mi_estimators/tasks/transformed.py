@@ -82,6 +82,11 @@ class TransformedTask(Task):
     def mi(self) -> float:
         return self.base.mi
 
+    @property
+    def mi_stderr(self) -> float:
+        """The base task's: the maps change neither the MI nor its error."""
+        return getattr(self.base, "mi_stderr", 0.0)
+
     def _sample(self, n, rng):
         x, y = self.base.sample(n, rng)
         return (x if self.fx is None else self.fx.forward(x)), (y if self.fy is None else self.fy.forward(y))
