@@ -4,7 +4,7 @@ Run with this project's interpreter, naming one that has the peer package instal
 
     python3 -m venv /tmp/bmivenv && /tmp/bmivenv/bin/pip install benchmark-mi "jax==0.4.23" "jaxlib==0.4.23" \\
         "scipy==1.12.0" "chex<0.1.86"
-    .venv/bin/python tests/bmi_crosscheck.py /tmp/bmivenv/bin/python
+    .venv/bin/python validation/bmi_crosscheck.py /tmp/bmivenv/bin/python
 
 For every id of ``BENCHMARK_V2`` it prints our MI and standard error beside the peer's
 ``task.mutual_information`` (for a mixture, its Monte-Carlo mean over 10⁵ draws, with that run's
