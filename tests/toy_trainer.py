@@ -88,7 +88,7 @@ def install_fault(spec: str) -> None:
     import signal
     import time
 
-    from mi_estimators.training import loop
+    from mi_estimators.training import evaluation, loop
 
     kind, _, arg = spec.partition(":")
     step = loop.Trainer._train_step
@@ -112,7 +112,7 @@ def install_fault(spec: str) -> None:
             return replace(*args, **kwargs)
         os.replace = killing_replace
     elif kind == "kill-probe":
-        loop.linear_probe = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        evaluation.linear_probe = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "wait":
         def waiting(self, *args):
             while not os.path.exists(arg):
