@@ -2,6 +2,7 @@
 tests; also run as a script by the tests that need a process to kill:
 
     python toy_trainer.py OUT KILL_STEP          # in-memory data, SIGKILL after step KILL_STEP
+    python toy_trainer.py run OUT ARGS...        # in-memory data, the options ARGS
     python toy_trainer.py cli FAULT ARGS...      # `mi-estimators train toy ARGS...` with a fault
 
 FAULT (the fault-injection suite): ``none``; ``kill-step:N`` / ``term-step:N`` (SIGKILL / SIGTERM
@@ -132,6 +133,9 @@ if __name__ == "__main__":
         mie.register("toy", ToyTrainer, kind="trainers", overwrite=True)
         install_fault(sys.argv[2])
         sys.exit(main(["train", "toy", *sys.argv[3:]]))
+    if sys.argv[1] == "run":
+        ToyTrainer.run(ToyTrainer.parse(["--out", sys.argv[2], *sys.argv[3:]]), train=toy_data(), test=toy_data(48, 1))
+        sys.exit(0)
     out, kill_step = sys.argv[1], int(sys.argv[2])  # die in the middle of epoch 2
 
     def killer(trainer):
