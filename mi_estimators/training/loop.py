@@ -51,7 +51,7 @@ from mi_estimators.training.meter import Meter
 from mi_estimators.training.resume import RunCheckpoints
 from mi_estimators.training.rundir import claim_run_dir, write_json
 
-__all__ = ["Trainer", "TrainingDivergedError", "lr_lambda", "select_features", "CHECKPOINT_NAME"]
+__all__ = ["Trainer", "TrainingDivergedError", "lr_lambda", "select_features", "progress_wanted", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
