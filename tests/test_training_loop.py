@@ -271,7 +271,8 @@ def test_linear_probe_agrees_with_sklearn():
 def test_probe_progress_follows_no_progress(toy, tmp_path, capsys):
     _run(toy, tmp_path / "quiet", "--epochs", "0", "--probe-iters", "5")
     assert "probe:" not in capsys.readouterr().err
-    args = toy.ToyTrainer.parse(["--out", str(tmp_path / "shown"), "--epochs", "0", "--probe-iters", "5"])
+    args = toy.ToyTrainer.parse(["--out", str(tmp_path / "shown"), "--epochs", "0", "--probe-iters", "5",
+                                 "--progress"])  # (captured stderr is not a terminal: bars only when asked)
     toy.ToyTrainer.run(args, train=toy.toy_data(), test=toy.toy_data(48, 1))
     err = capsys.readouterr().err
     assert "probe: features" in err and "probe: L-BFGS evaluations" in err

@@ -2,6 +2,7 @@
 tests; also run as a script by the tests that need a process to kill:
 
     python toy_trainer.py OUT KILL_STEP          # in-memory data, SIGKILL after step KILL_STEP
+    python toy_trainer.py run OUT ARGS...        # in-memory data, the options ARGS
     python toy_trainer.py cli FAULT ARGS...      # `mi-estimators train toy ARGS...` with a fault
 
 FAULT (the fault-injection suite): ``none``; ``kill-step:N`` / ``term-step:N`` (SIGKILL / SIGTERM
@@ -88,7 +89,7 @@ def install_fault(spec: str) -> None:
     import signal
     import time
 
-    from mi_estimators.training import loop
+    from mi_estimators.training import evaluation, loop
 
     kind, _, arg = spec.partition(":")
     step = loop.Trainer._train_step
@@ -112,7 +113,7 @@ def install_fault(spec: str) -> None:
             return replace(*args, **kwargs)
         os.replace = killing_replace
     elif kind == "kill-probe":
-        loop.linear_probe = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        evaluation.linear_probe = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "wait":
         def waiting(self, *args):
             while not os.path.exists(arg):
@@ -132,6 +133,9 @@ if __name__ == "__main__":
         mie.register("toy", ToyTrainer, kind="trainers", overwrite=True)
         install_fault(sys.argv[2])
         sys.exit(main(["train", "toy", *sys.argv[3:]]))
+    if sys.argv[1] == "run":
+        ToyTrainer.run(ToyTrainer.parse(["--out", sys.argv[2], *sys.argv[3:]]), train=toy_data(), test=toy_data(48, 1))
+        sys.exit(0)
     out, kill_step = sys.argv[1], int(sys.argv[2])  # die in the middle of epoch 2
 
     def killer(trainer):

@@ -34,11 +34,18 @@ Writing a trainer
 Register it under ``[project.entry-points."mi_estimators.trainers"]`` (``my = "pkg.mod:MyTrainer"``);
 ``mi-estimators train my ...`` then parses the command line into ``MyConfig`` and runs
 ``MyTrainer(config).fit()``. From Python: ``MyTrainer(MyConfig(dataset="digits", epochs=1)).fit()``,
-or ``.fit(train=ImageData(images, labels), test=...)`` on in-memory tensors.
+or ``.fit(train=ImageData(images, labels), test=...)`` on in-memory tensors. Progress bars go to
+stderr when it is a terminal (``--progress``: always, ``--no-progress``: never; in Python
+``progress=True/False``, ``None`` by default).
 
 The kit's pieces: :mod:`~mi_estimators.training.config` (``TrainConfig``, ``option``,
-``override``), :mod:`~mi_estimators.training.loop` (``Trainer``: device, seeds, DDP, the loop,
-checkpoints, probes), :mod:`~mi_estimators.training.data` (``ImageData``, ``load_dataset``),
+``override``), :mod:`~mi_estimators.training.loop` (``Trainer``: ``fit`` and the one training loop,
+read top to bottom) and the loop's collaborators: :mod:`~mi_estimators.training.build`
+(``build_run``: data, model, optimiser, schedule and batches made in one place, in the order of
+the random streams), :mod:`~mi_estimators.training.meter` (an epoch's sums, read at sync points),
+:mod:`~mi_estimators.training.resume` (which checkpoint to read, writing it, restoring it),
+:mod:`~mi_estimators.training.interrupt` (SIGINT/SIGTERM), :mod:`~mi_estimators.training.evaluation`
+(the final probes); :mod:`~mi_estimators.training.data` (``ImageData``, ``load_dataset``),
 :mod:`~mi_estimators.training.augment` (``Augment``, ``two_views``),
 :mod:`~mi_estimators.training.encoders` (the encoder contract, ``feature_shapes``),
 :mod:`~mi_estimators.training.distributed` (``DistInfo``, ``gather_with_grad``),

@@ -89,6 +89,12 @@ def _crop_scale(name: str, value: Any) -> tuple[float, float] | None:
     return tuple(unit_interval_float(name, v, open_left=True) for v in value)
 
 
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True, False or None (None: on when stderr is a terminal), got {value!r}")
+    return value
+
+
 def _key_values(name: str, value: Any) -> tuple[str, ...]:
     pairs = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
     parse_options(pairs)  # KEY=VALUE each
@@ -168,6 +174,8 @@ class TrainConfig:
     device: str = option("auto", "auto (CUDA if present), cpu, cuda, cuda:1 ...", group=RUN)
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 on the CPU", group=RUN,
                             choices=("auto", "fp32", "bf16"))
+    progress: bool | None = option(None, "tqdm progress bars on stderr even when it is not a terminal (default: "
+                                   "only on a terminal)", group=RUN, check=_maybe(_boolean), switch=True)
     no_progress: bool = option(False, "no tqdm progress bars", group=RUN, switch=True)
     log_every: int = option(50, "steps between the host's reads of the loss (progress, NaN check, "
                             "stop on a signal under torchrun)", group=RUN, check=positive_int)
@@ -188,6 +196,8 @@ class TrainConfig:
             value = _check_field(f, hints[f.name], getattr(self, f.name))
             object.__setattr__(self, f.name, value)
         self.augmentation()  # the augmentation options together (e.g. crop LO <= HI)
+        if self.progress and self.no_progress:
+            raise ValueError("progress (--progress) and no_progress (--no-progress) contradict each other; pass one")
 
     def augmentation(self, *, flip: bool | None = None) -> Augment:
         """The kit's one :class:`Augment` of these options; ``flip=False`` takes the flip out (for

@@ -35,11 +35,18 @@ class OutDirError(OSError):
 
 @dataclass
 class RunLock:
-    """A held lock on a run directory; ``stale`` describes a dead holder's lock that was taken over."""
+    """A held lock on a run directory; ``stale`` describes a dead holder's lock that was taken over.
+    Released by :meth:`release`, or on leaving a ``with`` block."""
 
     path: Path
     fd: int
     stale: str | None = None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     def release(self) -> None:
         """Empty the lock file and drop the lock (the file stays: removing it would race)."""

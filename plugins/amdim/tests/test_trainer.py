@@ -111,9 +111,10 @@ FLAGS_BEFORE = {
     "penalty": 0.04, "clip": 20.0, "mixture": 1, "tau": 1.0, "alpha": None, "locations_55": None,
     "chunk_size": None}
 #: changed and added since (CHANGELOG): the authors' one 5->5 location and embedding batch norm, and
-#: the augmentations for images of any channel count (off by default)
+#: the augmentations for images of any channel count (off by default), --progress (bars even off a
+#: terminal; by default they show only on one)
 FLAGS_CHANGED = {"locations_55": 1, "embed_bn": True, "brightness": 0.0, "contrast": 0.0, "erase": 0.0,
-                 "noise": 0.0}
+                 "noise": 0.0, "progress": None}
 
 
 def test_command_line_keeps_its_flags_and_defaults():

@@ -147,8 +147,9 @@ FLAGS_BEFORE = {
     "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200, "online_probe": True,
     "knn": 0, "alpha": 0.0, "beta": 1.0, "gamma": 0.1, "prior": "uniform", "local_feature": None,
     "embed_dim": 512}
-#: flags added since (CHANGELOG): the augmentations for images of any channel count, off by default
-FLAGS_ADDED = {"brightness": 0.0, "contrast": 0.0, "erase": 0.0, "noise": 0.0}
+#: flags added since (CHANGELOG): the augmentations for images of any channel count, off by default;
+#: --progress (bars even off a terminal; by default they show only on one)
+FLAGS_ADDED = {"brightness": 0.0, "contrast": 0.0, "erase": 0.0, "noise": 0.0, "progress": None}
 
 
 def test_command_line_keeps_its_flags_and_defaults():
