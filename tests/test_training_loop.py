@@ -268,7 +268,7 @@ def test_linear_probe_agrees_with_sklearn():
     assert abs(ours - theirs) <= 0.02 and ours > 0.5
 
 
-def test_probe_progress_follows_no_progress(toy, tmp_path, capsys):
+def test_probe_progress_follows_the_progress_setting(toy, tmp_path, capsys):
     _run(toy, tmp_path / "quiet", "--epochs", "0", "--probe-iters", "5")
     assert "probe:" not in capsys.readouterr().err
     args = toy.ToyTrainer.parse(["--out", str(tmp_path / "shown"), "--epochs", "0", "--probe-iters", "5",

@@ -174,9 +174,9 @@ class TrainConfig:
     device: str = option("auto", "auto (CUDA if present), cpu, cuda, cuda:1 ...", group=RUN)
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 on the CPU", group=RUN,
                             choices=("auto", "fp32", "bf16"))
-    progress: bool | None = option(None, "tqdm progress bars on stderr even when it is not a terminal (default: "
-                                   "only on a terminal)", group=RUN, check=_maybe(_boolean), switch=True)
-    no_progress: bool = option(False, "no tqdm progress bars", group=RUN, switch=True)
+    progress: bool | None = option(None, "tqdm progress bars on stderr: --progress even when it is not a terminal, "
+                                   "--no-progress never (default: only on a terminal)", group=RUN,
+                                   check=_maybe(_boolean))
     log_every: int = option(50, "steps between the host's reads of the loss (progress, NaN check, "
                             "stop on a signal under torchrun)", group=RUN, check=positive_int)
 
@@ -196,8 +196,6 @@ class TrainConfig:
             value = _check_field(f, hints[f.name], getattr(self, f.name))
             object.__setattr__(self, f.name, value)
         self.augmentation()  # the augmentation options together (e.g. crop LO <= HI)
-        if self.progress and self.no_progress:
-            raise ValueError("progress (--progress) and no_progress (--no-progress) contradict each other; pass one")
 
     def augmentation(self, *, flip: bool | None = None) -> Augment:
         """The kit's one :class:`Augment` of these options; ``flip=False`` takes the flip out (for

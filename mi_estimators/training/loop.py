@@ -317,7 +317,7 @@ def progress_wanted(config: TrainConfig) -> bool:
     if config.progress is not None:
         return config.progress
     try:
-        return not config.no_progress and sys.stderr.isatty()
+        return sys.stderr.isatty()
     except (AttributeError, ValueError):  # no stderr (pythonw), or a closed one
         return False
 

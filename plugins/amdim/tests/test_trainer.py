@@ -106,7 +106,7 @@ FLAGS_BEFORE = {
     "encoder": "amdim", "encoder_option": [], "bound": "infonce", "bound_option": [], "epochs": 10,
     "batch_size": 128, "lr": 0.0002, "weight_decay": 0.0, "warmup_steps": 100, "schedule": "cosine",
     "grad_clip": 10.0, "seed": 0, "out": "runs/amdim", "resume": False, "eval_only": False, "device": "auto",
-    "precision": "auto", "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200,
+    "precision": "auto", "probe_features": None, "probe_limit": None, "probe_iters": 200,
     "online_probe": True, "knn": 0, "ndf": None, "n_rkhs": None, "n_depth": None, "pairs": "1-7,1-5,5-5",
     "penalty": 0.04, "clip": 20.0, "mixture": 1, "tau": 1.0, "alpha": None, "locations_55": None,
     "chunk_size": None}
@@ -115,6 +115,7 @@ FLAGS_BEFORE = {
 #: terminal; by default they show only on one)
 FLAGS_CHANGED = {"locations_55": 1, "embed_bn": True, "brightness": 0.0, "contrast": 0.0, "erase": 0.0,
                  "noise": 0.0, "progress": None}
+#: --no-progress, a flag before, is now the off side of --progress (one setting, one field)
 
 
 def test_command_line_keeps_its_flags_and_defaults():
@@ -123,7 +124,7 @@ def test_command_line_keeps_its_flags_and_defaults():
     expected = {**FLAGS_BEFORE, **FLAGS_CHANGED}
     assert {k: v for k, v in defaults.items() if k != "log_every"} == expected
     flags = {s for a in parser._actions for s in a.option_strings}
-    assert {"--" + k.replace("_", "-") for k in expected} | {"--no-flip", "--no-online-probe", "--log-every",
+    assert {"--" + k.replace("_", "-") for k in expected} | {"--no-flip", "--no-online-probe", "--no-progress", "--log-every",
                                                              "--no-embed-bn"} \
         == flags - {"-h", "--help"}
 

@@ -144,12 +144,13 @@ FLAGS_BEFORE = {
     "encoder": "dim", "encoder_option": [], "bound": "jsd", "bound_option": [], "epochs": 10, "batch_size": 64,
     "lr": 0.0001, "weight_decay": 0.0, "warmup_steps": 0, "schedule": "cosine", "grad_clip": 10.0, "seed": 0,
     "out": "runs/dim", "resume": False, "eval_only": False, "device": "auto", "precision": "auto",
-    "no_progress": False, "probe_features": None, "probe_limit": None, "probe_iters": 200, "online_probe": True,
+    "probe_features": None, "probe_limit": None, "probe_iters": 200, "online_probe": True,
     "knn": 0, "alpha": 0.0, "beta": 1.0, "gamma": 0.1, "prior": "uniform", "local_feature": None,
     "embed_dim": 512}
 #: flags added since (CHANGELOG): the augmentations for images of any channel count, off by default;
 #: --progress (bars even off a terminal; by default they show only on one)
 FLAGS_ADDED = {"brightness": 0.0, "contrast": 0.0, "erase": 0.0, "noise": 0.0, "progress": None}
+#: --no-progress, a flag before, is now the off side of --progress (one setting, one field)
 
 
 def test_command_line_keeps_its_flags_and_defaults():
@@ -157,7 +158,7 @@ def test_command_line_keeps_its_flags_and_defaults():
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
     assert {k: v for k, v in defaults.items() if k != "log_every"} == {**FLAGS_BEFORE, **FLAGS_ADDED}
     flags = {s for a in parser._actions for s in a.option_strings}
-    assert {"--" + k.replace("_", "-") for k in {**FLAGS_BEFORE, **FLAGS_ADDED}} | {"--no-flip", "--no-online-probe",
+    assert {"--" + k.replace("_", "-") for k in {**FLAGS_BEFORE, **FLAGS_ADDED}} | {"--no-flip", "--no-online-probe", "--no-progress",
                                                                                  "--log-every"} \
         == flags - {"-h", "--help"}
     assert DIMConfig().to_dict() == {**FLAGS_BEFORE, **FLAGS_ADDED, "log_every": 50}
@@ -189,7 +190,7 @@ def test_bad_options_end_in_one_line_before_any_work(argv, message, tmp_path, ca
 def test_runs_from_python_without_the_command_line(tmp_path):
     """The README's example, at a small size."""
     config = DIMConfig(dataset="digits", image_size=28, limit=64, test_limit=50, epochs=1, batch_size=32,
-                       embed_dim=16, no_progress=True, out=str(tmp_path / "run"))
+                       embed_dim=16, progress=False, out=str(tmp_path / "run"))
     metrics = DIMTrainer(config).fit()
     assert metrics["steps"] == 2 and metrics["config"]["dataset"] == "digits"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"] == config.to_dict()
