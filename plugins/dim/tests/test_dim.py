@@ -158,8 +158,8 @@ def test_command_line_keeps_its_flags_and_defaults():
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
     assert {k: v for k, v in defaults.items() if k != "log_every"} == {**FLAGS_BEFORE, **FLAGS_ADDED}
     flags = {s for a in parser._actions for s in a.option_strings}
-    assert {"--" + k.replace("_", "-") for k in {**FLAGS_BEFORE, **FLAGS_ADDED}} | {"--no-flip", "--no-online-probe", "--no-progress",
-                                                                                 "--log-every"} \
+    negations = {"--no-flip", "--no-online-probe", "--no-progress"}
+    assert {"--" + k.replace("_", "-") for k in {**FLAGS_BEFORE, **FLAGS_ADDED}} | negations | {"--log-every"} \
         == flags - {"-h", "--help"}
     assert DIMConfig().to_dict() == {**FLAGS_BEFORE, **FLAGS_ADDED, "log_every": 50}
 
