@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md §4, read off the source: numerics → fit → adapters.
+"""The layering of docs/architecture.md, read off the source: numerics → fit → adapters.
 
 * the ground floor (scores, options, argparsing, device) imports no other module of the package
   but each other;
@@ -7,7 +7,10 @@
 * the fit layer (fit, estimation, training, the validation suites) imports no adapter (cli, io,
   the report writer) and the core never imports ``mi_estimators.validation`` outside that package
   and the command line;
-* no function in ``mi_estimators/`` or ``plugins/`` is longer than 60 lines;
+* no function in ``mi_estimators/`` or ``plugins/`` is longer than 60 lines or takes more than 8
+  parameters (``self``/``cls`` and ``*args``/``**kwargs`` aside), no class is longer than 250 lines
+  and no module longer than 450;
+* no file of the repository cites a path outside it;
 * no module imports another module's private (``_name``) name.
 """
 
@@ -116,3 +119,45 @@ def test_no_function_is_longer_than_60_lines():
     long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
             for path, node in _functions() if node.end_lineno - node.lineno + 1 > 60]
     assert not long, "functions over 60 lines:\n" + "\n".join(long)
+
+
+def test_no_function_takes_more_than_8_parameters():
+    def count(node) -> int:
+        a = node.args
+        names = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+        return len([n for n in names if n not in ("self", "cls")])
+    wide = [f"{path}:{node.lineno} {node.name} ({count(node)} parameters)"
+            for path, node in _functions() if count(node) > 8]
+    assert not wide, "functions with more than 8 parameters:\n" + "\n".join(wide)
+
+
+def _sources():
+    for sub in ("mi_estimators", "plugins"):
+        for path in sorted((ROOT / sub).rglob("*.py")):
+            if "tests" not in path.parts and ".venv" not in path.parts:
+                yield path
+
+
+def test_no_class_over_250_lines_and_no_module_over_450():
+    big = []
+    for path in _sources():
+        text = path.read_text()
+        if len(text.splitlines()) > 450:
+            big.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+        big += [f"{path.relative_to(ROOT)}:{node.lineno} class {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                for node in ast.walk(ast.parse(text))
+                if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 250]
+    assert not big, "too long:\n" + "\n".join(big)
+
+
+def test_no_file_cites_a_path_outside_the_repository():
+    """The project explains itself: no reference to the notes kept beside the repository."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    needle = "../" + "shared"
+    bad = [f for f in tracked if f.endswith((".py", ".md", ".toml", ".txt", ".cfg")) and (ROOT / f).is_file()
+           and needle in (ROOT / f).read_text(errors="ignore")]
+    assert not bad, f"files citing {needle}: {bad}"
