@@ -80,9 +80,9 @@ def plot_consistency(report: ConsistencyReport, path: Path) -> Path:
 
 
 def _reading_rows(readings: list[Reading]) -> list[dict[str, Any]]:
-    return [dict(quantity=r.label, value=r.value, stderr=r.stderr,
-                 ci="" if r.ci is None else f"[{r.ci[0]:.3f}, {r.ci[1]:.3f}]",
-                 seconds=r.seconds, cpu_seconds=r.cpu_seconds, how=r.detail) for r in readings]
+    return [dict(quantity=r.label, value=f"{r.value:.4f}", stderr=f"{r.stderr:.4f}",
+                 ci="" if r.ci is None else f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}]",
+                 seconds=f"{r.seconds:.1f}", cpu_seconds=f"{r.cpu_seconds:.1f}", how=r.detail) for r in readings]
 
 
 def write_consistency_report(report: ConsistencyReport, out: str | Path) -> Path:
@@ -120,5 +120,5 @@ def write_consistency_report(report: ConsistencyReport, out: str | Path) -> Path
                   markdown_table(_reading_rows(_readings(report, family)),
                                  ["quantity", "value", "stderr", "ci", "seconds", "cpu_seconds", "how"], digits=3)]
     (out / "report.md").write_text("\n".join(lines))
-    (out / "results.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+    (out / "results.json").write_text(json.dumps(report.to_dict(), indent=1, default=str, ensure_ascii=False))
     return out / "report.md"
