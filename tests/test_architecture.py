@@ -28,7 +28,7 @@ GROUND = ["scores", "options", "argparsing", "device"]
 NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "critics", "copula", "tasks", "arrays",
             "ksg", "device"]
 FIT = ["fit", "estimation", "training", "validation"]
-ADAPTERS = ["cli", "io", "validation.report"]
+ADAPTERS = ["cli", "io", "validation.report", "validation.consistency_report"]
 
 
 def _module(path: Path) -> str:
