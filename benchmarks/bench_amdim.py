@@ -42,6 +42,7 @@ from torch import nn
 from mi_estimators.nce import nce_loss_features
 from mi_estimators.training import feature_shapes
 from mi_estimators_amdim.encoder import AMDIMEncoder
+from mi_estimators_amdim.objective import NCEOptions
 from mi_estimators_amdim.trainer import AMDIMObjective
 
 #: our variants: (encoder options, objective options, channels_last)
@@ -169,7 +170,7 @@ def _ours(a, name: str) -> AMDIMObjective:
     torch.manual_seed(0)
     enc = AMDIMEncoder(a.channels, a.image_size, ndf=a.ndf, n_rkhs=a.n_rkhs, n_depth=a.n_depth, **enc_opts)
     return AMDIMObjective(enc, feature_shapes(enc, a.channels, a.image_size), n_rkhs=a.n_rkhs,
-                          channels_last=channels_last, **nce_opts)
+                          channels_last=channels_last, nce=NCEOptions(**nce_opts))
 
 
 def _time_rounds(steps: dict, models: dict, repeats: int) -> dict[str, list[float]]:

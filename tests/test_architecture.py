@@ -2,8 +2,8 @@
 
 * the ground floor (scores, options, argparsing, device) imports no other module of the package
   but each other;
-* numerics (registry, options, scores, bounds, nce, critics, copula, tasks, arrays, ksg, device) import
-  neither the fit layer nor the adapters;
+* numerics (registry, options, scores, bounds, nce, nce_kernels, critics, copula, tasks, arrays, ksg,
+  device) import neither the fit layer nor the adapters;
 * the fit layer (fit, estimation, training, the validation suites) imports no adapter (cli, io,
   the report writer) and the core never imports ``mi_estimators.validation`` outside that package
   and the command line;
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mi_estimators"
 
 GROUND = ["scores", "options", "argparsing", "device"]
-NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "critics", "copula", "tasks", "arrays",
-            "ksg", "device"]
+NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "nce_kernels", "critics", "copula", "tasks",
+            "arrays", "ksg", "device"]
 FIT = ["fit", "estimation", "training", "validation"]
 ADAPTERS = ["cli", "io", "validation.report", "validation.consistency_report"]
 

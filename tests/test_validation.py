@@ -195,10 +195,10 @@ def test_task_figure_has_axis_label_and_legend(tmp_path):
 
     plt.Figure.savefig = spy
     try:
-        from mi_estimators.validation import run_task, resolve_bounds
+        from mi_estimators.validation import TaskSettings, resolve_bounds, run_task
 
-        res = run_task(mie.get("gauss-1x1-mi0.5", kind="tasks"), resolve_bounds(["infonce"]), steps=2,
-                       eval_batches=2)
+        res = run_task(mie.get("gauss-1x1-mi0.5", kind="tasks"), resolve_bounds(["infonce"]),
+                       TaskSettings(steps=2, eval_batches=2))
         plot_tasks([res], tmp_path / "tasks.png")
     finally:
         plt.Figure.savefig = real_savefig

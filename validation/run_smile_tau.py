@@ -15,7 +15,7 @@ import torch
 
 from mi_estimators.bounds.smile import SMILE
 from mi_estimators.validation.selection import BoundSet
-from mi_estimators.validation.staircase import run_staircase, staircase_table
+from mi_estimators.validation.staircase import StaircaseSettings, run_staircase, staircase_table
 
 TAUS = (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)
 
@@ -28,7 +28,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(1)
     bounds = BoundSet([f"smile tau={t:g}" for t in TAUS], [(lambda t=t: SMILE(clip=t)) for t in TAUS])
-    result = run_staircase(bounds, critic=a.critic, steps_per_level=a.steps_per_level, seed=a.seed)
+    result = run_staircase(bounds, StaircaseSettings(critic=a.critic, steps_per_level=a.steps_per_level, seed=a.seed))
     rows = staircase_table(result)
     print(f"{a.critic} critic, seed {a.seed}, {a.steps_per_level} steps per level, {result.seconds:.0f} s\n")
     print("| bound | " + " | ".join(f"I = {lv:g}" for lv in result.levels) + " | meets |")

@@ -30,25 +30,32 @@ __all__ = ["PairedSample", "closed_form_tasks", "gaussian_covariances", "gaussia
 FLOATS = (torch.float32, torch.float64)
 
 
-@st.composite
-def score_tensors(draw, shapes: Sequence[ScoreShape | str] = (ScoreShape.PAIRS,), *, min_n: int = 2,
-                  max_n: int = 6, max_locations: int = 3, max_components: int = 3,
-                  dtypes: Sequence[torch.dtype] = FLOATS, max_abs: float = 30.0,
-                  extreme: float | None = 1e4) -> Tensor:
+def score_tensors(shapes: Sequence[ScoreShape | str] = (ScoreShape.PAIRS,), *, min_n: int = 2, max_n: int = 6,
+                  max_locations: int = 3, max_components: int = 3, dtypes: Sequence[torch.dtype] = FLOATS,
+                  max_abs: float = 30.0, extreme: float | None = 1e4) -> st.SearchStrategy[Tensor]:
     """Finite score tensors of one of ``shapes`` (``ScoreShape`` members or their strings, e.g. a
     bound's ``info.score_shapes``): ``(N, N)``, ``(N, N, L)`` or ``(N, N, L, K)``.
 
     Every entry is drawn on its own, about half of them a float in ``[-max_abs, max_abs]`` and the
     others ``0`` or ``±extreme`` (None: no extremes), so most tensors hold ties and, by default,
     scores of ±1e4; hypothesis shrinks a failure to a small, readable tensor (zeros and a few
-    extremes). ``dtypes``: the floating-point types to draw from.
+    extremes). ``N`` lies in ``[min_n, max_n]``, ``L`` in ``[1, max_locations]``, ``K`` in
+    ``[1, max_components]``. ``dtypes``: the floating-point types to draw from.
     """
-    layout = ScoreShape(draw(st.sampled_from([ScoreShape(s) for s in shapes])))
-    n = draw(st.integers(min_n, max_n))
-    dims = (n, n) + tuple(draw(st.integers(1, top)) for top in (max_locations, max_components)[: layout.ndim - 2])
-    dtype = draw(st.sampled_from(list(dtypes)))
-    width = 32 if dtype == torch.float32 else 64
     special = [0.0] + ([] if extreme is None else [float(extreme), -float(extreme)])
+    return _score_tensors([ScoreShape(s) for s in shapes], st.integers(min_n, max_n), (max_locations, max_components),
+                          list(dtypes), max_abs, special)
+
+
+@st.composite
+def _score_tensors(draw, layouts: list[ScoreShape], sizes: st.SearchStrategy[int], tops: tuple[int, int],
+                   dtypes: list[torch.dtype], max_abs: float, special: list[float]) -> Tensor:
+    """:func:`score_tensors`, its options resolved: N from ``sizes``, the trailing sizes up to ``tops``."""
+    layout = ScoreShape(draw(st.sampled_from(layouts)))
+    n = draw(sizes)
+    dims = (n, n) + tuple(draw(st.integers(1, top)) for top in tops[: layout.ndim - 2])
+    dtype = draw(st.sampled_from(dtypes))
+    width = 32 if dtype == torch.float32 else 64
     elements = st.floats(-max_abs, max_abs, width=width) | st.sampled_from(special)
     np_dtype = np.float32 if width == 32 else np.float64
     return torch.from_numpy(draw(hnp.arrays(np_dtype, dims, elements=elements, fill=st.nothing()))).to(dtype)

@@ -31,10 +31,10 @@ from mi_estimators import registry
 from mi_estimators.device import resolve_device
 from mi_estimators.fit import threads as torch_threads
 from mi_estimators.validation.config import ValidationConfig
-from mi_estimators.validation.grid import TaskResult, run_task
+from mi_estimators.validation.grid import TaskResult, TaskSettings, run_task
 from mi_estimators.validation.report import write_report
 from mi_estimators.validation.selection import BoundSet, resolve_bounds
-from mi_estimators.validation.staircase import StaircaseResult, run_staircase, staircase_table
+from mi_estimators.validation.staircase import StaircaseResult, StaircaseSettings, run_staircase, staircase_table
 
 __all__ = ["BoundSet", "StaircaseResult", "TaskResult", "ValidationConfig", "resolve_bounds", "run_staircase",
            "run_task", "run_validation", "staircase_table"]
@@ -71,11 +71,9 @@ def run_validation(config: ValidationConfig | None = None, *, out: str | Path | 
     show = sys.stderr.isatty() if c.progress is None else c.progress  # the trainer's convention: None = auto
     bar = tqdm(total=total, desc="validate", disable=not show, dynamic_ncols=True)
     with torch_threads(c.threads):
-        stair_results = [run_staircase(bound_set, critic, levels=c.levels, steps_per_level=c.steps_per_level,
-                                       layers=c.staircase_layers, seed=c.seed, device=dev, progress=bar)
+        stair_results = [run_staircase(bound_set, StaircaseSettings.from_config(c, critic), device=dev, progress=bar)
                          for critic in critics]
-        task_results = [run_task(registry.get(name, kind="tasks"), bound_set, steps=c.task_steps,
-                                 hidden=c.task_hidden, eval_batches=c.eval_batches, seed=c.seed, device=dev,
+        task_results = [run_task(registry.get(name, kind="tasks"), bound_set, TaskSettings.from_config(c), device=dev,
                                  progress=bar)
                         for name in task_names]
     bar.close()

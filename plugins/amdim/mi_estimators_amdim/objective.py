@@ -57,7 +57,8 @@ negative set grows with the number of processes.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +69,7 @@ from mi_estimators.nce import nce_loss_features, score_penalty
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 from mi_estimators.training import EmbedHead
 
-__all__ = ["MultiscaleNCE", "PAIRS", "scores_of"]
+__all__ = ["MultiscaleNCE", "NCEOptions", "PAIRS", "scores_of"]
 
 #: the (antecedent, consequent) feature pairs AMDIM uses, by name
 PAIRS = {"1-7": ("f1", "f7"), "1-5": ("f1", "f5"), "5-5": ("f5", "f5")}
@@ -95,17 +96,12 @@ def _locations(x: Tensor) -> Tensor:
     return x.flatten(2).transpose(1, 2)
 
 
-class MultiscaleNCE(nn.Module):
-    """The 1→7, 1→5 and 5→5 NCE terms in both directions; see the module docstring.
+@dataclass(frozen=True)
+class NCEOptions:
+    """The settings of :class:`MultiscaleNCE` (checked on construction; ``pairs`` becomes a tuple).
 
-    Parameters
+    Attributes
     ----------
-    channels:
-        Channel counts of the encoder's ``f1``, ``f5``, ``f7`` features (only those the chosen
-        ``pairs`` need); :func:`mi_estimators.training.feature_shapes` reads them off any
-        encoder.
-    n_rkhs:
-        Dimension of the space the critics' dot products live in.
     pairs:
         Which terms to use, among ``"1-7"``, ``"1-5"``, ``"5-5"``.
     penalty, clip:
@@ -132,32 +128,67 @@ class MultiscaleNCE(nn.Module):
         encoder without batch norm learns far more slowly (see the plugin's README).
     """
 
-    def __init__(self, channels: dict[str, int], n_rkhs: int, *,
-                 pairs: Sequence[str] = ("1-7", "1-5", "5-5"), penalty: float = 4e-2,
-                 clip: float | None = 20.0, bound: str = DEFAULT_BOUND, mixture: int = 1,
-                 tau: float = 1.0, alpha: float | None = None, bound_options: dict | None = None,
-                 chunk_size: int | None = None, locations_55: int | None = 1, embed_bn: bool = True):
-        super().__init__()
+    pairs: tuple[str, ...] = ("1-7", "1-5", "5-5")
+    penalty: float = 4e-2
+    clip: float | None = 20.0
+    bound: str = DEFAULT_BOUND
+    bound_options: dict | None = None
+    mixture: int = 1
+    tau: float = 1.0
+    alpha: float | None = None
+    chunk_size: int | None = None
+    locations_55: int | None = 1
+    embed_bn: bool = True
+
+    def __post_init__(self) -> None:
+        pairs = (self.pairs,) if isinstance(self.pairs, str) else tuple(self.pairs)
         unknown = [p for p in pairs if p not in PAIRS]
         if unknown or not pairs:
             raise ValueError(f"pairs must be a non-empty subset of {sorted(PAIRS)}, got {list(pairs)}")
-        needed = {name for p in pairs for name in PAIRS[p]}
+        checked = dict(
+            pairs=pairs,
+            mixture=positive_int("mixture", self.mixture, " (K antecedents per image; 1: the plain NCE)"),
+            locations_55=optional(positive_int, "locations_55", self.locations_55, " (random 5->5 antecedent "
+                                  "locations per image), or None for all"),
+            penalty=non_negative_float("penalty", self.penalty, " (paper: 4e-2)"),
+            clip=optional(positive_float, "clip", self.clip, " (paper: 20), or None"),
+            chunk_size=optional(positive_int, "chunk_size", self.chunk_size, " (antecedent rows), or None"))
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+
+class MultiscaleNCE(nn.Module):
+    """The 1→7, 1→5 and 5→5 NCE terms in both directions; see the module docstring.
+
+    Parameters
+    ----------
+    channels:
+        Channel counts of the encoder's ``f1``, ``f5``, ``f7`` features (only those the chosen
+        ``pairs`` need); :func:`mi_estimators.training.feature_shapes` reads them off any
+        encoder.
+    n_rkhs:
+        Dimension of the space the critics' dot products live in.
+    options:
+        The terms, stabilisers, bound, mixture and memory settings: :class:`NCEOptions` (the
+        paper's by default); its fields are also attributes of the module (``obj.clip``, ...).
+    """
+
+    def __init__(self, channels: dict[str, int], n_rkhs: int, options: NCEOptions = NCEOptions()):
+        super().__init__()
+        o = self.options = options
+        needed = {name for p in o.pairs for name in PAIRS[p]}
         missing = needed - set(channels)
         if missing:
             raise ValueError(
-                f"the pairs {list(pairs)} need encoder features {sorted(needed)}, but the encoder "
+                f"the pairs {list(o.pairs)} need encoder features {sorted(needed)}, but the encoder "
                 f"exposes only {sorted(channels)}; pick an encoder with these scales or fewer pairs")
-        self.pairs, self.n_rkhs = tuple(pairs), positive_int("n_rkhs", n_rkhs)
-        self.mixture = positive_int("mixture", mixture, " (K antecedents per image; 1: the plain NCE)")
-        self.locations_55 = optional(positive_int, "locations_55", locations_55, " (random 5->5 antecedent "
-                                     "locations per image), or None for all")
-        self.penalty = non_negative_float("penalty", penalty, " (paper: 4e-2)")
-        self.clip = optional(positive_float, "clip", clip, " (paper: 20), or None")
-        self.chunk_size = optional(positive_int, "chunk_size", chunk_size, " (antecedent rows), or None")
-        self.bound_name = bound
-        self.use_mixture, self.bound = self._bound(bound, mixture, tau, alpha, bound_options)
-        self.heads = nn.ModuleDict({name: _head(channels[name], n_rkhs * (mixture if name == "f1" else 1),
-                                                name != "f1", embed_bn)
+        self.pairs, self.n_rkhs = o.pairs, positive_int("n_rkhs", n_rkhs)
+        self.mixture, self.locations_55 = o.mixture, o.locations_55
+        self.penalty, self.clip, self.chunk_size = o.penalty, o.clip, o.chunk_size
+        self.bound_name = o.bound
+        self.use_mixture, self.bound = self._bound(o.bound, o.mixture, o.tau, o.alpha, o.bound_options)
+        self.heads = nn.ModuleDict({name: _head(channels[name], n_rkhs * (o.mixture if name == "f1" else 1),
+                                                name != "f1", o.embed_bn)
                                     for name in ("f1", "f5", "f7") if name in needed})
 
     @staticmethod

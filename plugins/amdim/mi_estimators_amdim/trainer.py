@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from mi_estimators.options import non_negative_float, optional, positive_float, positive_int
 from mi_estimators.training import DistInfo, TrainConfig, Trainer, local_maps, option, override, two_views
-from mi_estimators_amdim.objective import DEFAULT_BOUND, PAIRS, MultiscaleNCE
+from mi_estimators_amdim.objective import DEFAULT_BOUND, PAIRS, MultiscaleNCE, NCEOptions
 
 __all__ = ["AMDIMConfig", "AMDIMTrainer", "AMDIMObjective", "resolve_scales"]
 
@@ -117,12 +117,12 @@ class AMDIMObjective(nn.Module):
     """``forward((x1, x2)) -> {"loss", "logs", "features"}``: encoder + multiscale NCE."""
 
     def __init__(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]], *, n_rkhs: int,
-                 channels_last: bool = False, dist: DistInfo = DistInfo(), **nce_options) -> None:
+                 channels_last: bool = False, dist: DistInfo = DistInfo(), nce: NCEOptions = NCEOptions()) -> None:
         super().__init__()
         self.encoder, self.dist = encoder, dist
         self.scales = resolve_scales(shapes)
         channels = {name: shapes[key][0] for name, key in self.scales.items()}
-        self.nce = MultiscaleNCE(channels, n_rkhs, **nce_options)
+        self.nce = MultiscaleNCE(channels, n_rkhs, nce)
         self.channels_last = channels_last
         if channels_last:  # encoder and heads: parameters and their gradients share one layout (DDP)
             self.to(memory_format=torch.channels_last)
@@ -159,8 +159,9 @@ class AMDIMTrainer(Trainer):
 
     def build_objective(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]]) -> nn.Module:
         cfg = self.config
-        return AMDIMObjective(
-            encoder, shapes, n_rkhs=cfg.n_rkhs or shapes["global"][0], channels_last=True, dist=self.dist,
-            pairs=cfg.pairs.split(","), penalty=cfg.penalty, clip=cfg.clip or None, bound=cfg.bound,
-            bound_options=cfg.bound_kwargs(), mixture=cfg.mixture, tau=cfg.tau, alpha=cfg.alpha,
-            locations_55=cfg.locations_55, chunk_size=cfg.chunk_size, embed_bn=cfg.embed_bn)
+        nce = NCEOptions(pairs=tuple(cfg.pairs.split(",")), penalty=cfg.penalty, clip=cfg.clip or None,
+                         bound=cfg.bound, bound_options=cfg.bound_kwargs(), mixture=cfg.mixture, tau=cfg.tau,
+                         alpha=cfg.alpha, locations_55=cfg.locations_55, chunk_size=cfg.chunk_size,
+                         embed_bn=cfg.embed_bn)
+        return AMDIMObjective(encoder, shapes, n_rkhs=cfg.n_rkhs or shapes["global"][0], channels_last=True,
+                              dist=self.dist, nce=nce)

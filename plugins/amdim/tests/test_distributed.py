@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training import gather_with_grad
-from mi_estimators_amdim.objective import MultiscaleNCE
+from mi_estimators_amdim.objective import MultiscaleNCE, NCEOptions
 
 B = 3  # per rank
 CHANNELS = {"f1": 6, "f5": 5, "f7": 4}
@@ -27,7 +27,7 @@ def _features():
 def _objective(config):
     torch.manual_seed(0)
     # no random draws, and no batch norm on the embeddings (its statistics are per rank)
-    return MultiscaleNCE(CHANNELS, n_rkhs=8, clip=5.0, locations_55=None, embed_bn=False, **CONFIGS[config])
+    return MultiscaleNCE(CHANNELS, 8, NCEOptions(clip=5.0, locations_55=None, embed_bn=False, **CONFIGS[config]))
 
 
 def _single_process(config):

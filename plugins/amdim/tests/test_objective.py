@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mi_estimators_amdim.objective import PAIRS, MultiscaleNCE, scores_of
+from mi_estimators_amdim.objective import PAIRS, MultiscaleNCE, NCEOptions, scores_of
 
 
 
@@ -76,7 +76,7 @@ def _features(b=5, seed=0):
 @pytest.mark.parametrize("clip", [20.0, 1.5, None])
 def test_objective_matches_naive_reference(clip):
     torch.manual_seed(0)
-    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, n_rkhs=16, penalty=4e-2, clip=clip, locations_55=None)
+    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, 16, NCEOptions(penalty=4e-2, clip=clip, locations_55=None))
     f1, f2 = _features()
     loss, parts = obj(f1, f2)
     ref = naive_objective(obj, f1, f2)
@@ -86,7 +86,7 @@ def test_objective_matches_naive_reference(clip):
 
 def test_gradients_match_naive_reference():
     torch.manual_seed(1)
-    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, n_rkhs=16, clip=3.0, locations_55=None)
+    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, 16, NCEOptions(clip=3.0, locations_55=None))
     f1, f2 = _features(seed=1)
     for f in (f1, f2):
         for v in f.values():
@@ -105,9 +105,9 @@ def test_mixture_k1_equals_plain_nce():
     """
     torch.manual_seed(2)
     channels = {"f1": 12, "f5": 10, "f7": 6}
-    plain = MultiscaleNCE(channels, n_rkhs=16, clip=5.0, locations_55=None)
-    mix = MultiscaleNCE(channels, n_rkhs=16, clip=5.0, bound="mixture_nce", mixture=1,
-                        tau=2.0, alpha=0.3, locations_55=None)
+    plain = MultiscaleNCE(channels, 16, NCEOptions(clip=5.0, locations_55=None))
+    mix = MultiscaleNCE(channels, 16, NCEOptions(clip=5.0, bound="mixture_nce", mixture=1, tau=2.0, alpha=0.3,
+                                                  locations_55=None))
     mix.load_state_dict(plain.state_dict())
     assert mix.bound is not None and plain.bound is None
     f1, f2 = _features(seed=2)
@@ -129,8 +129,8 @@ def test_registry_infonce_path_equals_fused_path():
     """``bound_options`` route infonce through the generic (materialised-score) path: same gradients."""
     torch.manual_seed(5)
     channels = {"f1": 12, "f5": 10, "f7": 6}
-    fused = MultiscaleNCE(channels, n_rkhs=16, clip=7.0, locations_55=None)
-    generic = MultiscaleNCE(channels, n_rkhs=16, clip=7.0, bound_options={"clip": None}, locations_55=None)
+    fused = MultiscaleNCE(channels, 16, NCEOptions(clip=7.0, locations_55=None))
+    generic = MultiscaleNCE(channels, 16, NCEOptions(clip=7.0, bound_options={"clip": None}, locations_55=None))
     generic.load_state_dict(fused.state_dict())
     f1, f2 = _features(seed=5)
     f2["f7"].requires_grad_(True)
@@ -141,7 +141,7 @@ def test_registry_infonce_path_equals_fused_path():
 
 def test_mixture_k_components_shapes_and_gradient():
     torch.manual_seed(3)
-    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, n_rkhs=16, mixture=3, tau=1.0, alpha=0.1)
+    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, 16, NCEOptions(mixture=3, tau=1.0, alpha=0.1))
     f1, f2 = _features(seed=3)
     f1["f1"].requires_grad_(True)
     loss, parts = obj(f1, f2)
@@ -159,9 +159,9 @@ def test_scores_of_shapes():
 
 def test_bad_options_raise():
     with pytest.raises(ValueError, match="pairs"):
-        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, 8, pairs=("1-9",))
+        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, 8, NCEOptions(pairs=("1-9",)))
     with pytest.raises(ValueError, match="mixture"):
-        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, 8, mixture=0)
+        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, 8, NCEOptions(mixture=0))
     with pytest.raises(ValueError, match="exposes only"):
         MultiscaleNCE({"f1": 4}, 8)
 
@@ -169,8 +169,8 @@ def test_bad_options_raise():
 def test_random_55_locations_estimate_the_all_locations_average():
     """n random antecedent locations per image: unbiased for the all-locations 5→5 term."""
     torch.manual_seed(4)
-    full = MultiscaleNCE({"f5": 10}, n_rkhs=16, pairs=("5-5",), locations_55=None)
-    sampled = MultiscaleNCE({"f5": 10}, n_rkhs=16, pairs=("5-5",), locations_55=2)
+    full = MultiscaleNCE({"f5": 10}, 16, NCEOptions(pairs=("5-5",), locations_55=None))
+    sampled = MultiscaleNCE({"f5": 10}, 16, NCEOptions(pairs=("5-5",), locations_55=2))
     sampled.load_state_dict(full.state_dict())
     f1, f2 = _features(b=4, seed=4)
     with torch.no_grad():
@@ -179,7 +179,7 @@ def test_random_55_locations_estimate_the_all_locations_average():
         draws = torch.tensor([float(sampled(f1, f2)[0]) for _ in range(60)])
     assert abs(float(draws.mean()) - exact) < 4 * float(draws.std()) / 60 ** 0.5 + 1e-6
     assert float(draws.std()) > 0  # it does sample
-    every = MultiscaleNCE({"f5": 10}, n_rkhs=16, pairs=("5-5",), locations_55=9)
+    every = MultiscaleNCE({"f5": 10}, 16, NCEOptions(pairs=("5-5",), locations_55=9))
     every.load_state_dict(full.state_dict())
     assert float(every(f1, f2)[0].detach()) == pytest.approx(exact, rel=1e-6)
 
@@ -189,8 +189,8 @@ def test_sampled_55_locations_match_naive_reference_on_the_same_draws(n):
     """The default (one random 5→5 location per image, as the authors' code) against the naive
     objective evaluated on the very locations drawn (same RNG stream)."""
     torch.manual_seed(6)
-    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, n_rkhs=16, clip=20.0,
-                        **({} if n == 1 else {"locations_55": n}))
+    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, 16,
+                        NCEOptions(clip=20.0, **({} if n == 1 else {"locations_55": n})))
     assert obj.locations_55 == n
     f1, f2 = _features(seed=6)
     torch.manual_seed(7)
@@ -204,7 +204,7 @@ def test_fused_nce_equals_the_authors_algorithm():
     """On equal inputs the fused NCE term (penalty and clip as the authors' code: 5e-2, 20) equals
     their mask-based computation, for global→local and for one 5→5 location per image."""
     g = torch.Generator().manual_seed(8)
-    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, n_rkhs=16, penalty=5e-2, clip=20.0)
+    obj = MultiscaleNCE({"f1": 12, "f5": 10, "f7": 6}, 16, NCEOptions(penalty=5e-2, clip=20.0))
     src, trg = 3 * torch.randn(6, 16, generator=g), 3 * torch.randn(6, 49, 16, generator=g)
     torch.testing.assert_close(obj._loss(src, trg, 0), reference_nce(src, trg, 5e-2, 20.0), rtol=3e-6, atol=3e-6)
     maps = torch.randn(6, 25, 16, generator=g)
@@ -229,8 +229,9 @@ def test_parts_are_detached_device_tensors():
     ({"clip": 0.0}, "clip"), ({"chunk_size": 0}, "chunk_size"), ({"n_rkhs": 0}, "n_rkhs")])
 def test_bad_numbers_raise_value_error(options, message):
     kwargs = {"n_rkhs": 8, **options}
+    n_rkhs = kwargs.pop("n_rkhs")
     with pytest.raises(ValueError, match=message):
-        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, **kwargs)
+        MultiscaleNCE({"f1": 4, "f5": 4, "f7": 4}, n_rkhs, NCEOptions(**kwargs))
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -246,7 +247,8 @@ def test_step_on_device(device):
 
     torch.manual_seed(0)
     enc = AMDIMEncoder(1, 28, ndf=4, n_rkhs=16, n_depth=1)
-    cpu = AMDIMObjective(enc, feature_shapes(enc, 1, 28), n_rkhs=16, channels_last=True, locations_55=None)
+    cpu = AMDIMObjective(enc, feature_shapes(enc, 1, 28), n_rkhs=16, channels_last=True,
+                         nce=NCEOptions(locations_55=None))
     x = torch.rand(2, 6, 1, 28, 28)
     with torch.no_grad():
         expected = cpu((x[0], x[1]))["loss"]

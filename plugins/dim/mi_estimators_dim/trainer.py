@@ -43,7 +43,7 @@ from mi_estimators.training import EmbedHead, TrainConfig, Trainer, local_maps, 
 #: hidden units of the critics' embedding heads (the paper's appendix A.2)
 HIDDEN = 512
 
-__all__ = ["DIMConfig", "DIMTrainer", "DIMObjective", "PriorDiscriminator"]
+__all__ = ["DIMConfig", "DIMTrainer", "DIMObjective", "DIMOptions", "PriorDiscriminator"]
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -87,6 +87,36 @@ class DIMConfig(TrainConfig):
         check_weights(self.alpha, self.beta, self.gamma)
 
 
+@dataclasses.dataclass(frozen=True)
+class DIMOptions:
+    """The weights and critic settings of :class:`DIMObjective` (the paper's DIM(L) by default).
+
+    ``alpha``, ``beta``, ``gamma``: weights of global MI, local MI and prior matching (each >= 0,
+    ``alpha + beta > 0``); ``embed_dim``: size of the critics' shared embedding space; ``prior``:
+    the prior V of prior matching, ``"uniform"`` on [0, 1] (the paper) or ``"normal"``.
+    """
+
+    alpha: float = 0.0
+    beta: float = 1.0
+    gamma: float = 0.1
+    embed_dim: int = 512
+    prior: str = "uniform"
+
+    def __post_init__(self) -> None:
+        alpha, beta, gamma = check_weights(self.alpha, self.beta, self.gamma)
+        if self.prior not in ("uniform", "normal"):
+            raise ValueError(f"prior must be 'uniform' (on [0, 1]) or 'normal', got {self.prior!r}")
+        for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma),
+                            ("embed_dim", positive_int("embed_dim", self.embed_dim))):
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_config(cls, config: DIMConfig) -> "DIMOptions":
+        """The objective's settings of ``mi-estimators train dim`` (``--alpha`` ... ``--embed-dim``)."""
+        return cls(alpha=config.alpha, beta=config.beta, gamma=config.gamma, embed_dim=config.embed_dim,
+                   prior=config.prior)
+
+
 class PriorDiscriminator(nn.Module):
     """D: representation -> logit (1000-200 ReLU units, the paper's appendix A.2)."""
 
@@ -116,20 +146,18 @@ class DIMObjective(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, shapes: dict[str, tuple[int, ...]], bound: nn.Module, *,
-                 local_key: str, alpha: float = 0.0, beta: float = 1.0, gamma: float = 0.1,
-                 embed_dim: int = 512, prior: str = "uniform",
+                 local_key: str, options: DIMOptions = DIMOptions(),
                  gather: Callable[[Tensor], Tensor] | None = None) -> None:
         super().__init__()
-        alpha, beta, gamma = check_weights(alpha, beta, gamma)
-        if prior not in ("uniform", "normal"):
-            raise ValueError(f"prior must be 'uniform' (on [0, 1]) or 'normal', got {prior!r}")
+        self.options = options
+        alpha, beta, gamma, embed_dim = options.alpha, options.beta, options.gamma, options.embed_dim
         if local_key not in shapes or len(shapes[local_key]) != 3:
             raise ValueError(f"--local-feature {local_key!r} is not a local map of this encoder; its maps are "
                              f"{local_maps(shapes)}")
         self.encoder, self.bound, self.local_key = encoder, bound, local_key
         self.gather = gather or _identity  # the trainer's DistInfo.gather under torchrun
         self.read_out = registry.get("dv")  # what the logs report (see the class docstring)
-        self.alpha, self.beta, self.gamma, self.prior = alpha, beta, gamma, prior
+        self.alpha, self.beta, self.gamma, self.prior = alpha, beta, gamma, options.prior
         dim = shapes["global"][0]
         c, h, w = shapes[local_key]
         if beta > 0:
@@ -194,5 +222,5 @@ class DIMTrainer(Trainer):
         cfg = self.config
         maps = local_maps(shapes)
         key = cfg.local_feature or getattr(encoder, "default_local", None) or (maps[0] if maps else None)
-        return DIMObjective(encoder, shapes, self.bound(), local_key=key, alpha=cfg.alpha, beta=cfg.beta,
-                            gamma=cfg.gamma, embed_dim=cfg.embed_dim, prior=cfg.prior, gather=self.dist.gather)
+        return DIMObjective(encoder, shapes, self.bound(), local_key=key, options=DIMOptions.from_config(cfg),
+                            gather=self.dist.gather)

@@ -18,7 +18,7 @@ from mi_estimators.cli import main as cli_main
 from mi_estimators.testing.distributed import gloo_available, run_on_ranks
 from mi_estimators.training import feature_shapes, gather_with_grad, load_dataset
 from mi_estimators_dim.encoders import DIMConvEncoder
-from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMTrainer
+from mi_estimators_dim.trainer import DIMConfig, DIMObjective, DIMOptions, DIMTrainer
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST not installed at {FASHION} "
@@ -28,8 +28,8 @@ needs_fashion = pytest.mark.skipif(not FASHION.is_dir(), reason=f"Fashion-MNIST 
 def _objective(alpha=1.0, beta=1.0, gamma=0.1, bound="jsd", batch_norm=True, embed_dim=16, gather=None):
     enc = DIMConvEncoder(1, 28, batch_norm=batch_norm)
     shapes = feature_shapes(enc, 1, 28)
-    return DIMObjective(enc, shapes, mie.get(bound), local_key="local", alpha=alpha, beta=beta, gamma=gamma,
-                        embed_dim=embed_dim, gather=gather)
+    return DIMObjective(enc, shapes, mie.get(bound), local_key="local",
+                        options=DIMOptions(alpha=alpha, beta=beta, gamma=gamma, embed_dim=embed_dim), gather=gather)
 
 
 @pytest.mark.parametrize("size, local, conv", [(28, 7, 3), (32, 8, 4)])
