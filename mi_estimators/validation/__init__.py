@@ -31,13 +31,15 @@ from mi_estimators import registry
 from mi_estimators.device import resolve_device
 from mi_estimators.fit import threads as torch_threads
 from mi_estimators.validation.config import ValidationConfig
+from mi_estimators.validation.consistency import ConsistencyConfig, run_consistency
 from mi_estimators.validation.grid import TaskResult, TaskSettings, run_task
 from mi_estimators.validation.report import write_report
 from mi_estimators.validation.selection import BoundSet, resolve_bounds
 from mi_estimators.validation.staircase import StaircaseResult, StaircaseSettings, run_staircase, staircase_table
 
-__all__ = ["BoundSet", "StaircaseResult", "TaskResult", "ValidationConfig", "resolve_bounds", "run_staircase",
-           "run_task", "run_validation", "staircase_table"]
+__all__ = ["BoundSet", "ConsistencyConfig", "StaircaseResult", "StaircaseSettings", "TaskResult", "TaskSettings",
+           "ValidationConfig", "resolve_bounds", "run_consistency", "run_staircase", "run_task", "run_validation",
+           "staircase_table"]
 
 def _select_tasks(patterns: Sequence[str]) -> list[str]:
     names = registry.available("tasks")
