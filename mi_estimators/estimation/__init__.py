@@ -20,6 +20,9 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
      (InfoNCE by default), early stopping on the monitor split; on wide data whose copula keeps
      few canonical pairs it takes those pairs' variates and each side's mean square instead of
      all columns (``canonical=True``).
+   * :func:`~mi_estimators.estimation.candidates.reduced.reduced_candidate` (``reduce=True``): on
+     inputs too wide for the copula candidate (images, embeddings), the trained critic on the k
+     leading ridge-CCA variates of each side, ridge and k chosen on the monitor split.
 
 3. :func:`~mi_estimators.estimation.candidates.base.choose` the candidate with the larger value on
    the monitor split (never the test split, which would bias the estimate upwards). With
@@ -55,6 +58,7 @@ from mi_estimators.device import resolve_device
 from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
 from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
+from mi_estimators.estimation.candidates.reduced import reduced_candidate
 from mi_estimators.estimation.candidates.trained import canonical_rank
 from mi_estimators.fit import flush_denormals, held_out, seeded, threads
 
@@ -94,7 +98,8 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
         trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
-        candidates = [trained] + ([] if copula is None else [copula])
+        reduced = reduced_candidate(ctx, copula is not None)
+        candidates = [trained] + [c for c in (copula, reduced) if c is not None]
         best = choose(candidates)                                                     # 3
         chosen = best.ensemble(ctx)
         folds = opts.folds if chosen.refittable else 1                                # 4

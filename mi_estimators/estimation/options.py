@@ -83,6 +83,9 @@ class EstimateOptions:
     #: variates and each side's mean square instead of all columns
     #: (:mod:`mi_estimators.estimation.candidates.trained`)
     canonical: bool = True
+    #: on inputs too wide for the copula candidate, let a trained critic on ridge-CCA variates chosen
+    #: on the monitor split compete (:mod:`mi_estimators.estimation.candidates.reduced`)
+    reduce: bool = True
     device: str | torch.device | None = "auto"
     seed: int | None = 0
     #: a tqdm bar (None: when stderr is a terminal)

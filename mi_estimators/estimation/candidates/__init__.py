@@ -5,7 +5,9 @@ monitor rows, refit on a fold, read out):
 * :mod:`~mi_estimators.estimation.candidates.copula`: closed-form Student-t and Gaussian copula
   critics, reduced to their leading canonical pairs, read out by DV;
 * :mod:`~mi_estimators.estimation.candidates.trained`: a neural critic trained with the chosen bound
-  (on the copula's canonical variates for wide low-rank data; averaged over seeds with ``ensemble``).
+  (on the copula's canonical variates for wide low-rank data; averaged over seeds with ``ensemble``);
+* :mod:`~mi_estimators.estimation.candidates.reduced`: the trained critic on ridge-CCA variates, for
+  inputs too wide for the copula candidate.
 """
 
 from mi_estimators.estimation.candidates.base import Candidate, Context, choose

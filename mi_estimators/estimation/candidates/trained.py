@@ -31,7 +31,7 @@ import copy
 import dataclasses
 import math
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ from mi_estimators.estimation.options import DEFAULT_CRITIC_OPTIONS, EstimateOpt
 from mi_estimators.estimation.readout import Splits
 from mi_estimators.fit import FitConfig, FitResult, fit_critic, held_out, seeded
 
-__all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "TRAIN_VALUE_ROWS", "TrainedCandidate",
-           "canonical_critic", "canonical_rank", "fit_config", "make_bound", "make_critic"]
+__all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "TRAIN_VALUE_ROWS", "Reduction",
+           "TrainedCandidate", "canonical_critic", "canonical_rank", "fit_config", "make_bound", "make_critic"]
 
 #: trained critics whose winner is read out on the test split rather than cross-fitted (module docstring)
 NOT_CROSSFIT = frozenset({"concat"})
@@ -104,6 +104,21 @@ def canonical_critic(opts: EstimateOptions, x: Tensor, y: Tensor, rank: int | No
                                     for a in (canon.ax, canon.by)))
 
 
+class Reduction(Protocol):
+    """A fixed map of the inputs fitted to rows (e.g. :mod:`~mi_estimators.estimation.candidates.reduced`):
+    ``critic(opts, x, y)`` fits it to the rows ``(x, y)`` and returns the critic of ``opts`` on its
+    outputs; ``name`` names the candidate and ``info`` is added to the candidate's."""
+
+    name: str
+    info: dict
+
+    def critic(self, opts: EstimateOptions, x: Tensor, y: Tensor) -> nn.Module: ...
+
+
+def _build(opts: EstimateOptions, x: Tensor, y: Tensor, rank: int | None, reduction: Reduction | None) -> nn.Module:
+    return canonical_critic(opts, x, y, rank) if reduction is None else reduction.critic(opts, x, y)
+
+
 def canonical_rank(copula: Candidate | None, data: Splits, opts: EstimateOptions) -> int | None:
     """The rank k whose canonical variates the trained critic takes (module docstring): the copula
     candidate's k on wide data where ``1 <= k <= CANONICAL_MAX_FRACTION · min(d_x, d_y)``; else
@@ -146,23 +161,28 @@ class TrainedCandidate(Candidate):
     ``fit_result`` is what the monitored fit did (its history, the step it kept)."""
 
     def __init__(self, ctx: Context, critic: nn.Module, bound: Any, fit: FitResult, rank: int | None,
-                 members: int = 1):
+                 members: int = 1, reduction: Reduction | None = None):
         self.ctx, self.fit_result, self.rank, self.members = ctx, fit, rank, members
+        self.reduction = reduction
         info = dict(best_step=fit.best_step, stopped_early=fit.stopped_early, steps_run=fit.history["step"][-1],
                     averaged=fit.averaged, rank=rank)
+        if reduction is not None:
+            info.update(reduction.info)
         if members > 1:
             info["ensemble"] = members
-        name = "trained" if rank is None else f"trained-canonical-{rank}"
+        name = reduction.name if reduction is not None else "trained" if rank is None else f"trained-canonical-{rank}"
         super().__init__(name, critic, bound, fit.best_monitor, train_value(critic, bound, ctx.data.train, ctx.opts),
                          info)
 
     @classmethod
-    def fit(cls, ctx: Context, rank: int | None = None) -> "TrainedCandidate":
+    def fit(cls, ctx: Context, rank: int | None = None, reduction: Reduction | None = None) -> "TrainedCandidate":
         """The critic of ``ctx.opts`` (on the ``rank`` leading canonical variates of the training
-        rows, with ``rank``) trained with ``ctx.opts.bound``, early stopping on the monitor split."""
+        rows, with ``rank``; on the inputs a ``reduction`` builds, with one) trained with
+        ``ctx.opts.bound``, early stopping on the monitor split."""
         bound = make_bound(ctx.opts, ctx.device)
-        critic = canonical_critic(ctx.opts, *ctx.data.train, rank).to(ctx.device)
-        return cls(ctx, critic, bound, _monitored_fit(critic, bound, ctx.data, ctx.opts, ctx.rng), rank)
+        critic = _build(ctx.opts, *ctx.data.train, rank, reduction).to(ctx.device)
+        return cls(ctx, critic, bound, _monitored_fit(critic, bound, ctx.data, ctx.opts, ctx.rng), rank,
+                   reduction=reduction)
 
     @property
     def refittable(self) -> bool:  # type: ignore[override]
@@ -185,7 +205,7 @@ class TrainedCandidate(Candidate):
             return super().refit(x, y)
         ctx = self.ctx
         xt, yt = (torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in (x, y))
-        critic = canonical_critic(ctx.opts, xt, yt, self.rank).to(ctx.device)
+        critic = _build(ctx.opts, xt, yt, self.rank, self.reduction).to(ctx.device)
         config = fit_config(ctx.opts)
         steps = max(1, min(config.steps, round(self.fit_result.best_step * len(x) / len(ctx.data.train[0]))))
         config = dataclasses.replace(config, steps=steps, ema=config.ema if self.fit_result.averaged else None)
@@ -201,8 +221,8 @@ class TrainedCandidate(Candidate):
         members = [self.critic]
         for k in range(1, opts.ensemble):
             with seeded(None if opts.seed is None else opts.seed + 1000 * k):
-                critic = canonical_critic(opts, *ctx.data.train, self.rank).to(ctx.device)
+                critic = _build(opts, *ctx.data.train, self.rank, self.reduction).to(ctx.device)
             _monitored_fit(critic, self.bound, ctx.data, opts, np.random.default_rng([opts.seed or 0, k]))
             members.append(critic)
         return TrainedCandidate(ctx, EnsembleCritic(members).eval(), self.bound, self.fit_result, self.rank,
-                                opts.ensemble)
+                                opts.ensemble, self.reduction)
