@@ -56,11 +56,14 @@ from mi_estimators.estimation.options import EstimateOptions, EstimateResult, Es
 from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
 from mi_estimators.estimation.candidates.trained import canonical_rank
+from mi_estimators.estimation.candidates.discrete import (ClassifierCandidate, cap, contingency_estimate,
+                                                          discrete_settings, entropy_stderr)
+from mi_estimators.discrete import discrete_sides
 from mi_estimators.fit import flush_denormals, held_out, seeded, threads
 
-__all__ = ["Candidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult", "EstimateSettings",
-           "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit", "estimate",
-           "intervals", "read_out", "split"]
+__all__ = ["Candidate", "ClassifierCandidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult",
+           "EstimateSettings", "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit",
+           "estimate", "intervals", "read_out", "split"]
 
 
 def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
@@ -89,12 +92,16 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     device = resolve_device(opts.device)
     if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
         return EstimateResult.exact(columns, opts, str(device), x.shape[0])
+    sides = discrete_sides(x, y, opts.discrete)                                       # 0b
+    if len(sides) == 2:
+        return contingency_estimate(sides, opts, columns, str(device))
     with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
         trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
-        candidates = [trained] + ([] if copula is None else [copula])
+        classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
+        candidates = [c for c in (trained, copula, classifier) if c is not None]
         best = choose(candidates)                                                     # 3
         chosen = best.ensemble(ctx)
         folds = opts.folds if chosen.refittable else 1                                # 4
@@ -102,9 +109,11 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
             mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
         else:
             (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
+        se = entropy_stderr(chosen, se)
         lower = [held_out(c.critic, c.bound, *ctx.data.test, opts.eval_batch, groups=0)[0]
                  for c in candidates if c is not best]                                # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
+        top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
     data = ctx.data
     settings = EstimateSettings(
         options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
@@ -112,7 +121,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         read_out=chosen.read_out_name, monitor={c.name: c.monitor for c in candidates}, train_value=train_value,
         copula=None if copula is None else dict(copula.info), read_out_folds=folds,
         chosen_description=chosen.describe(), dropped_columns=columns.dropped,
-        heldout_lower_bound=max(lower, default=None))
+        heldout_lower_bound=max(lower, default=None), **discrete_settings(sides, top))
     return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=trained.fit_result.history,
                           best_step=trained.fit_result.best_step, stopped_early=trained.fit_result.stopped_early,
                           settings=settings, critic=chosen.critic)
