@@ -20,6 +20,9 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
      (InfoNCE by default), early stopping on the monitor split; on wide data whose copula keeps
      few canonical pairs it takes those pairs' variates and each side's mean square instead of
      all columns (``canonical=True``).
+   * :class:`~mi_estimators.estimation.candidates.discrete.ClassifierCandidate`, where one side is
+     discrete (``discrete="auto"``: class labels, small counts; :mod:`mi_estimators.discrete`): a
+     classifier of that side from the other, read out by Barber–Agakov, ``H(Y) − CE``.
 
 3. :func:`~mi_estimators.estimation.candidates.base.choose` the candidate with the larger value on
    the monitor split (never the test split, which would bias the estimate upwards). With
@@ -37,7 +40,10 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
 Before step 1, degenerate columns are settled (:func:`mi_estimators.columns.screen`): constant
 columns are dropped with a warning (``settings.dropped_columns``); a side left without columns gives
 0 and a side that determines a continuous column of the other gives ``inf``, exactly, without
-fitting (``settings.degenerate``).
+fitting (``settings.degenerate``). Then the discrete sides are found
+(:func:`mi_estimators.discrete.discrete_sides`, ``settings.discrete``): two discrete sides give the
+jackknife contingency-table estimate on all rows, with no training; with one, ``mi`` and the
+intervals are capped at its entropy (``settings.mi_cap``: I(X; Y) <= H(Y) <= log K).
 
 The types are in :mod:`mi_estimators.estimation.options`. Why the defaults are what they are, with
 the measurements: ``validation/README.md``.

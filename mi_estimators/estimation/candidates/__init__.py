@@ -6,6 +6,8 @@ monitor rows, refit on a fold, read out):
   critics, reduced to their leading canonical pairs, read out by DV;
 * :mod:`~mi_estimators.estimation.candidates.trained`: a neural critic trained with the chosen bound
   (on the copula's canonical variates for wide low-rank data; averaged over seeds with ``ensemble``).
+* :mod:`~mi_estimators.estimation.candidates.discrete`: where a side is discrete, a classifier of it
+  from the other side, read out by the Barber–Agakov bound ``H(Y) − CE``.
 """
 
 from mi_estimators.estimation.candidates.base import Candidate, Context, choose

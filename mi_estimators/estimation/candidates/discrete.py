@@ -8,12 +8,13 @@ roles swapped). For any conditional law q(y|x),
 (the gap is ``E_x KL(p(y|x) ‖ q(y|x)) >= 0``; Barber & Agakov 2003, "The IM algorithm: a variational
 approach to information maximization", NIPS; Poole et al. 2019, "On variational bounds of mutual
 information", ICML, §2). :class:`ClassifierCandidate` fits q: a softmax classifier (an MLP with one
-hidden layer of ``HIDDEN`` units and dropout of half of them) on the other side's transformed columns, trained with
-cross-entropy on the training rows, early-stopped on the monitor rows (the best monitor
-cross-entropy is kept), and its temperature T (logits / T) calibrated on the monitor rows. The
-read-out is ``Ĥ(Y) − CE`` with CE the mean ``−log q(y|x)`` on held-out rows and Ĥ(Y) the
-Miller–Madow entropy of all n rows' labels (:func:`mi_estimators.discrete.entropy`; bias
-``O(n⁻²)``; training-row frequencies in a held-out cross-entropy would bias H up by ≈ (K − 1)/(2n)).
+hidden layer of ``HIDDEN`` units, half of them dropped out) on the other side's transformed columns,
+trained with cross-entropy on the training rows (a moving average of its weights is what is kept),
+early-stopped on the monitor rows (the best monitor cross-entropy is kept), and its temperature T
+(logits / T) calibrated on the monitor rows. The read-out is ``Ĥ(Y) − CE`` with CE the mean
+``−log q(y|x)`` on held-out rows and Ĥ(Y) the Miller–Madow entropy of all n rows' labels
+(:func:`mi_estimators.discrete.entropy`; bias ``O(n⁻²)``; training-row frequencies in a held-out
+cross-entropy would bias H up by ≈ (K − 1)/(2n)).
 Each held-out row's CE is unbiased for the fixed classifier, so the read-out is a lower bound in
 expectation, like the other candidates', and competes with them on the monitor split. Its standard
 error is the held-out jackknife's, with Ĥ's own ``sd(log p̂(Y))/√n`` added in quadrature
@@ -60,6 +61,8 @@ __all__ = ["BarberAgakovBound", "ClassifierCandidate", "ClassifierCritic", "FLOO
 
 #: the classifier: hidden units, Adam learning rate, batch (and dropout of half the hidden units)
 HIDDEN, LR, BATCH = 128, 2e-3, 256
+#: decay of the moving average of the classifier's weights that is monitored and kept
+EMA = 0.99
 #: the probability mass spread evenly over all K values (so no value has probability 0)
 FLOOR = 1e-4
 #: at least this many training steps between two evaluations on the monitor rows
@@ -144,33 +147,39 @@ def _cross_entropy(critic: ClassifierCritic, inputs: Tensor, codes: Tensor, temp
 
 def _train(critic: ClassifierCritic, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor] | None,
            steps: int, opts: EstimateOptions, rng: np.random.Generator) -> int:
-    """Adam on minibatches of the training rows' cross-entropy for at most ``steps`` steps; with a
-    monitor, evaluated every epoch (at least ``MIN_STEPS_PER_EVAL`` steps), keeping the weights of the
-    best monitor cross-entropy and stopping after ``opts.patience`` evaluations without improvement.
-    Returns the step whose weights were kept."""
+    """Adam on minibatches of the training rows' cross-entropy for at most ``steps`` steps, keeping
+    a moving average of the weights (decay ``min(EMA, (1 + t)/(10 + t))`` at step t), which becomes
+    ``critic.net``; with a monitor, the average is evaluated every epoch (at least
+    ``MIN_STEPS_PER_EVAL`` steps), the weights of the best monitor cross-entropy are kept, and
+    training stops after ``opts.patience`` evaluations without improvement. Returns the step whose
+    weights were kept."""
     inputs, codes = train
     n = len(inputs)
     batch = min(BATCH, n)
     per_epoch = math.ceil(n / batch)
     every = per_epoch * math.ceil(MIN_STEPS_PER_EVAL / per_epoch)
-    opt = torch.optim.AdamW(critic.net.parameters(), lr=LR, weight_decay=opts.weight_decay)
-    for module in critic.net.modules():
+    live, critic.net = critic.net, copy.deepcopy(critic.net).eval()
+    pairs = list(zip(critic.net.parameters(), live.parameters()))
+    opt = torch.optim.AdamW(live.parameters(), lr=LR, weight_decay=opts.weight_decay)
+    for module in live.modules():
         if isinstance(module, HalfDropout):
             module.rng = rng
     best, best_step, best_state, waited, step = math.inf, steps, None, 0, 0
     while step < steps:
-        critic.net.train()
+        live.train()
         for rows in np.array_split(rng.permutation(n), per_epoch):
-            loss = nn.functional.cross_entropy(critic.net(inputs[rows]), codes[rows])
+            loss = nn.functional.cross_entropy(live(inputs[rows]), codes[rows])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            with torch.no_grad():
+                for average, weight in pairs:
+                    average.lerp_(weight, 1.0 - min(EMA, (1.0 + step) / (10.0 + step)))
             step += 1
             if step >= steps:
                 break
         if monitor is None or (step % every and step < steps):
             continue
-        critic.net.eval()
         with torch.no_grad():
             value = _cross_entropy(critic, *monitor, 1.0)
         if value < best - 1e-4:
@@ -181,10 +190,6 @@ def _train(critic: ClassifierCritic, train: tuple[Tensor, Tensor], monitor: tupl
                 break
     if best_state is not None:
         critic.net.load_state_dict(best_state)
-    for module in critic.net.modules():
-        if isinstance(module, HalfDropout):
-            module.rng = None
-    critic.net.eval()
     return best_step
 
 
