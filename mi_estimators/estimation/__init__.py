@@ -23,6 +23,9 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
    * :func:`~mi_estimators.estimation.candidates.reduced.reduced_candidate` (``reduce=True``): on
      inputs too wide for the copula candidate (images, embeddings), the trained critic on the k
      leading ridge-CCA variates of each side, ridge and k chosen on the monitor split.
+   * :class:`~mi_estimators.estimation.candidates.discrete.ClassifierCandidate`, where one side is
+     discrete (``discrete="auto"``: class labels, small counts; :mod:`mi_estimators.discrete`): a
+     classifier of that side from the other, read out by Barber–Agakov, ``H(Y) − CE``.
 
 3. :func:`~mi_estimators.estimation.candidates.base.choose` the candidate with the larger value on
    the monitor split (never the test split, which would bias the estimate upwards). With
@@ -40,7 +43,10 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
 Before step 1, degenerate columns are settled (:func:`mi_estimators.columns.screen`): constant
 columns are dropped with a warning (``settings.dropped_columns``); a side left without columns gives
 0 and a side that determines a continuous column of the other gives ``inf``, exactly, without
-fitting (``settings.degenerate``).
+fitting (``settings.degenerate``). Then the discrete sides are found
+(:func:`mi_estimators.discrete.discrete_sides`, ``settings.discrete``): two discrete sides give the
+jackknife contingency-table estimate on all rows, with no training; with one, ``mi`` and the
+intervals are capped at its entropy (``settings.mi_cap``: I(X; Y) <= H(Y) <= log K).
 
 The types are in :mod:`mi_estimators.estimation.options`. Why the defaults are what they are, with
 the measurements: ``validation/README.md``.
@@ -60,11 +66,14 @@ from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_o
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
 from mi_estimators.estimation.candidates.reduced import reduced_candidate
 from mi_estimators.estimation.candidates.trained import canonical_rank
+from mi_estimators.estimation.candidates.discrete import (ClassifierCandidate, cap, contingency_estimate,
+                                                          discrete_settings, entropy_stderr)
+from mi_estimators.discrete import discrete_sides
 from mi_estimators.fit import flush_denormals, held_out, seeded, threads
 
-__all__ = ["Candidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult", "EstimateSettings",
-           "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit", "estimate",
-           "intervals", "read_out", "split"]
+__all__ = ["Candidate", "ClassifierCandidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult",
+           "EstimateSettings", "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit",
+           "estimate", "intervals", "read_out", "split"]
 
 
 def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
@@ -93,13 +102,17 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     device = resolve_device(opts.device)
     if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
         return EstimateResult.exact(columns, opts, str(device), x.shape[0])
+    sides = discrete_sides(x, y, opts.discrete)                                       # 0b
+    if len(sides) == 2:
+        return contingency_estimate(sides, opts, columns, str(device))
     with threads(opts.threads), flush_denormals(), seeded(opts.seed):
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
         trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
         reduced = reduced_candidate(ctx, copula is not None)
-        candidates = [trained] + [c for c in (copula, reduced) if c is not None]
+        classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
+        candidates = [c for c in (trained, copula, reduced, classifier) if c is not None]
         best = choose(candidates)                                                     # 3
         chosen = best.ensemble(ctx)
         folds = opts.folds if chosen.refittable else 1                                # 4
@@ -107,9 +120,11 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
             mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
         else:
             (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
+        se = entropy_stderr(chosen, se)
         lower = [held_out(c.critic, c.bound, *ctx.data.test, opts.eval_batch, groups=0)[0]
                  for c in candidates if c is not best]                                # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
+        top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
     data = ctx.data
     settings = EstimateSettings(
         options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
@@ -117,7 +132,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         read_out=chosen.read_out_name, monitor={c.name: c.monitor for c in candidates}, train_value=train_value,
         copula=None if copula is None else dict(copula.info), read_out_folds=folds,
         chosen_description=chosen.describe(), dropped_columns=columns.dropped,
-        heldout_lower_bound=max(lower, default=None))
+        heldout_lower_bound=max(lower, default=None), **discrete_settings(sides, top))
     return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=trained.fit_result.history,
                           best_step=trained.fit_result.best_step, stopped_early=trained.fit_result.stopped_early,
                           settings=settings, critic=chosen.critic)

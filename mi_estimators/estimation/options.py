@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 import torch
 from torch import nn
 
 from mi_estimators import options as check
 from mi_estimators.arrays import marginal_mode
+from mi_estimators.discrete import DISCRETE_CHOICES
 
 if TYPE_CHECKING:
     from mi_estimators.columns import ColumnReport
@@ -92,6 +93,11 @@ class EstimateOptions:
     progress: bool | None = None
     #: torch CPU threads for the call (the caller's count is restored after); None keeps it
     threads: int | None = 1
+    #: which side is discrete (class labels, counts): "auto" (a side whose rows take 2 to 32
+    #: distinct values, at least 20 rows per value), "x", "y", "both" or "none"; a discrete side adds
+    #: the Barber-Agakov classifier candidate, both sides give the contingency-table estimate
+    #: (:mod:`mi_estimators.discrete`)
+    discrete: Literal["auto", "x", "y", "both", "none"] = "auto"
 
     def __post_init__(self) -> None:
         for name in ("bound_options", "critic_options"):  # None means no options
@@ -118,6 +124,9 @@ class EstimateOptions:
                              "the other members")
         if self.seed is not None:
             check.integer("seed", self.seed, 0)
+        if self.discrete not in DISCRETE_CHOICES:
+            raise ValueError(f"discrete must be one of {', '.join(map(repr, DISCRETE_CHOICES))}, got "
+                             f"{self.discrete!r}" + check.did_you_mean(self.discrete, DISCRETE_CHOICES))
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "EstimateOptions":
@@ -168,6 +177,13 @@ class EstimateSettings:
     #: the largest held-out lower bound computed in the call (each candidate not chosen, read out by
     #: its bound on the test split); ``ci[1]`` is at least this
     heldout_lower_bound: float | None = None
+    #: the side treated as discrete: "x", "y", "both" or "none" (option ``discrete``)
+    discrete: str = "none"
+    #: the Miller-Madow entropy in nats of each discrete side (:func:`mi_estimators.discrete.entropy`)
+    entropy: Mapping[str, float] = field(default_factory=dict)
+    #: with a discrete side, ``mi`` and both intervals are at most this: ``min(Ĥ + 1.96·se, log K)``
+    #: of the discrete side (I(X; Y) <= H), None without one
+    mi_cap: float | None = None
 
 
 @dataclass
@@ -208,6 +224,9 @@ class EstimateResult:
         if s.degenerate:
             return f"I(X;Y) = {self.mi:g} nats exactly (n={s.n}): {s.degenerate}"
         rows = (f"cross-fitted over {s.read_out_folds} folds of n={s.n}" if s.read_out_folds > 1
+                else f"all n={s.n} rows" if s.chosen_critic == "contingency"
                 else f"n_train={s.n_train} n_test={s.n_test}")
+        discrete = "" if s.discrete == "none" else (f" [discrete: {s.discrete}; capped at H = {s.mi_cap:.4f}]"
+                                                    if s.mi_cap is not None else f" [discrete: {s.discrete}]")
         return (f"I(X;Y) = {self.mi:.4f} nats  (stderr {self.stderr:.4f}; 95% CI [{self.ci[0]:.4f}, "
-                f"{self.ci[1]:.4f}])  [chosen: {s.chosen_description}] {rows}")
+                f"{self.ci[1]:.4f}])  [chosen: {s.chosen_description}] {rows}{discrete}")

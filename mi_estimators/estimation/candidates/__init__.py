@@ -7,7 +7,9 @@ monitor rows, refit on a fold, read out):
 * :mod:`~mi_estimators.estimation.candidates.trained`: a neural critic trained with the chosen bound
   (on the copula's canonical variates for wide low-rank data; averaged over seeds with ``ensemble``);
 * :mod:`~mi_estimators.estimation.candidates.reduced`: the trained critic on ridge-CCA variates, for
-  inputs too wide for the copula candidate.
+  inputs too wide for the copula candidate;
+* :mod:`~mi_estimators.estimation.candidates.discrete`: where a side is discrete, a classifier of it
+  from the other side, read out by the Barber–Agakov bound ``H(Y) − CE``.
 """
 
 from mi_estimators.estimation.candidates.base import Candidate, Context, choose
