@@ -187,11 +187,15 @@ def main() -> None:
         for seed in a.seeds:
             row = run_one(mie.get(tid, kind="tasks"), seed, a.n, a.options, a.ksg_max_n)
             rows.append(row)
+            # the rows so far, so that a run stopped early (hours on a busy machine) still leaves them
+            Path(a.out).mkdir(parents=True, exist_ok=True)
+            (Path(a.out) / "results.partial.json").write_text(json.dumps(dict(rows=rows), indent=1))
             print(f"{tid:<32} seed {seed}  true {row['mi']:.3f}  est {row['estimate']:.3f} "
                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] {'ok ' if row['ok'] else 'MISS'} "
                   f"{row['chosen']:<10} {row['seconds']:5.1f}s ({row['cpu_seconds']:4.1f} CPU s)  ksg {row['ksg']:.3f}",
                   flush=True)
     s = write(rows, a.seeds, a, Path(a.out))
+    (Path(a.out) / "results.partial.json").unlink()
     print(json.dumps(s, indent=1))
 
 
