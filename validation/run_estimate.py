@@ -1,7 +1,7 @@
-"""Accuracy, interval coverage and speed of ``mi_estimators.estimate()`` with its defaults on every
-registered closed-form task, two sample seeds, against KSG on the same samples.
+"""Accuracy, interval coverage and speed of ``mi_estimators.estimate()`` with its defaults on a suite
+of registered tasks (``--suite``), on several sample seeds, against KSG on the same samples.
 
-    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python validation/run_estimate.py     # all tasks, seeds 0 and 1, n = 5,000
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python validation/run_estimate.py     # v1 tasks, seeds 0 and 1, n = 5,000
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python validation/run_estimate.py --tasks 'spiral-*' --seeds 0
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python validation/run_estimate.py --options '{"copula": false}' --out /tmp/x
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python validation/run_estimate.py --suite v2    # seeds 0 1 2
