@@ -223,3 +223,23 @@ def test_run_estimate_script_reports_accuracy_coverage_and_time(tmp_path):
     assert all(0 < r["cpu_seconds"] and abs(r["estimate"] - r["mi"]) < 0.3 for r in rows)
     report = (tmp_path / "report.md").read_text()
     assert "gauss-1x1-mi0.5" in report and "CPU: median" in report and (tmp_path / "estimate.png").stat().st_size
+    assert not (tmp_path / "results.partial.json").exists()  # a finished run leaves only its report
+
+
+def test_run_estimate_suites_are_the_v2_benchmark_and_the_first_release():
+    """--suite v2 is exactly BENCHMARK_V2 in its order; v1 is the 40 first-release tasks (no mixture,
+    none of the v2-only tasks); together they are every registered task but the v2 ones shared."""
+    import importlib.util
+    from pathlib import Path
+
+    from mi_estimators.tasks import BENCHMARK_V2
+
+    path = Path(__file__).resolve().parents[1] / "validation" / "run_estimate.py"
+    spec = importlib.util.spec_from_file_location("run_estimate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    v1, v2, every = (module.suite_tasks(s) for s in ("v1", "v2", "all"))
+    assert v2 == list(BENCHMARK_V2) and len(v2) == 26
+    assert len(v1) == 40 and not any(t.startswith("mixture-") or t in module.V2_ADDED for t in v1)
+    assert set(v1) | set(v2) <= set(every) and set(every) - set(v1) - set(v2) <= {
+        t for t in every if t.startswith("mixture-")}
