@@ -38,7 +38,7 @@ log density ratio when the copula is t_ν (or Gaussian) of that rank, and the MI
 **Why reduced rank.** A full dispersion fitted on n rows and read out on held-out rows loses about
 ``d_x d_y / (2n)`` nats (the noise of the cross block): 0.09 nats at 25×25 and n = 3,500, 0.36 at
 50×50. Keeping only the canonical pairs that held-out rows support removes that loss when the
-dependence is sparse (``validation/README.md``).
+dependence is sparse (``studies/README.md``).
 
 **Fitting R for ν < ∞**: the EM iteration of the centred multivariate t (Liu & Rubin 1995, Stat.
 Sinica 5:19), ``w_i = (ν + d) / (ν + z_iᵀ R⁻¹ z_i)``, ``S = Σ w_i z_i z_iᵀ / n``, R = S scaled to unit

@@ -94,7 +94,7 @@ def _private_imports(path: Path) -> list[str]:
 
 
 def _python_files():
-    for sub in ("mi_estimators", "plugins", "tests", "benchmarks", "validation"):
+    for sub in ("mi_estimators", "plugins", "tests", "benchmarks", "studies"):
         for path in sorted((ROOT / sub).rglob("*.py")):
             if ".venv" not in path.parts:
                 yield path

@@ -315,7 +315,7 @@ BMI_TRUE_MI = {
 
 #: the benchmark's MI of its mixture tasks (the same package): ``task.mutual_information``, its own Monte-Carlo
 #: mean of the log density ratio over 10⁵ draws (JAX key 0, JAX's default 32-bit floats), with that run's standard
-#: error; validation/bmi_crosscheck.py recomputes them (in 64-bit, other draws) with the density ratio at shared points
+#: error; studies/bmi_crosscheck.py recomputes them (in 64-bit, other draws) with the density ratio at shared points
 BMI_MC_MI = {
     "1v1-X-0.9": (0.40876397490501404, 0.00237),
     "1v1-AI": (0.7775421142578125, 0.00275),

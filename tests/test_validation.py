@@ -206,13 +206,13 @@ def test_task_figure_has_axis_label_and_legend(tmp_path):
 
 
 def test_run_estimate_script_reports_accuracy_coverage_and_time(tmp_path):
-    """validation/run_estimate.py end to end on one easy task: the summary counts its rows and the
+    """studies/run_estimate.py end to end on one easy task: the summary counts its rows and the
     report, the JSON and the plot are written."""
     import subprocess
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "validation" / "run_estimate.py"
+    script = Path(__file__).resolve().parents[1] / "studies" / "run_estimate.py"
     opts = json.dumps({"steps": 100, "copula": False, "critic_options": {"hidden": 16}})
     subprocess.run([sys.executable, str(script), "--tasks", "gauss-1x1-mi0.5", "--seeds", "0", "1", "--n", "600",
                     "--options", opts, "--out", str(tmp_path)], check=True, capture_output=True, text=True)
@@ -234,7 +234,7 @@ def test_run_estimate_suites_are_the_v2_benchmark_and_the_first_release():
 
     from mi_estimators.tasks import BENCHMARK_V2
 
-    path = Path(__file__).resolve().parents[1] / "validation" / "run_estimate.py"
+    path = Path(__file__).resolve().parents[1] / "studies" / "run_estimate.py"
     spec = importlib.util.spec_from_file_location("run_estimate", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -49,7 +49,7 @@ jackknife contingency-table estimate on all rows, with no training; with one, ``
 intervals are capped at its entropy (``settings.mi_cap``: I(X; Y) <= H(Y) <= log K).
 
 The types are in :mod:`mi_estimators.estimation.options`. Why the defaults are what they are, with
-the measurements: ``validation/README.md``.
+the measurements: ``studies/README.md``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["AUTO_BATCH", "AUTO_CONCAT_MAX_DIM", "AUTO_EVAL_BATCH", "AUTO_LR", "DEFAULT_CRITIC_OPTIONS",
            "EstimateOptions", "EstimateResult", "EstimateSettings", "auto_critic"]
 
-#: trained-critic sizes for finite samples (the rationale is in validation/README.md)
+#: trained-critic sizes for finite samples (the rationale is in studies/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
     "separable": {"hidden": 64, "layers": 4, "embed_dim": 32, "activation": "silu", "norm_feature": True},
     "concat": {"hidden": 64, "layers": 2},

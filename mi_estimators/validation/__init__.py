@@ -10,7 +10,7 @@ Two suites, both run for every bound in the registry (third-party plugins includ
 All bounds train together: one stacked critic with a copy per bound
 (:func:`mi_estimators.fit.train_stacked`). The command prints a table and writes ``report.md``,
 ``results.json`` and PNG figures into ``--out``. What runs is one :class:`ValidationConfig`: its
-defaults are the full-size run (whose committed report lives in the repository's ``validation/``
+defaults are the full-size run (whose committed report lives in the repository's ``studies/``
 folder), :meth:`ValidationConfig.quick` (``--quick``, the run of ``make demo``) a short run of the
 same suites (a few minutes on two CPU cores).
 

@@ -34,7 +34,7 @@ and the tests are lenient, not strict, on that account.
 True
 
 ``run_consistency(ConsistencyConfig())`` runs the suite on Fashion-MNIST (minutes on one thread);
-``validation/run_consistency.py`` writes its report.
+``studies/run_consistency.py`` writes its report.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
-    """What :func:`run_consistency` runs; the defaults are the Fashion-MNIST run of ``validation/consistency``."""
+    """What :func:`run_consistency` runs; the defaults are the Fashion-MNIST run of ``studies/consistency``."""
 
     #: images used: the first n of the training split
     n: int = 5000
