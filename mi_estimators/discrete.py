@@ -45,7 +45,7 @@ from mi_estimators import options as check
 
 __all__ = ["AUTO_MAX_VALUES", "AUTO_ROWS_PER_VALUE", "DISCRETE_CHOICES", "DiscreteSide", "codes",
            "contingency_mi", "contingency_table", "discrete_sides", "entropy", "mutual_information_plugin",
-           "pmf_mutual_information"]
+           "plugin_entropy", "pmf_mutual_information"]
 
 #: ``discrete="auto"``: a side with at most this many distinct rows ...
 AUTO_MAX_VALUES = 32
@@ -69,7 +69,8 @@ def codes(a: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.ravel().astype(np.int64), len(values)
 
 
-def _plugin(counts: np.ndarray) -> float:
+def plugin_entropy(counts: np.ndarray) -> float:
+    """The plug-in entropy ``log n − Σ c log c / n = −Σ p̂ log p̂`` in nats of a table of counts."""
     c = counts[counts > 0].astype(float)
     n = c.sum()
     return float(math.log(n) - (c * np.log(c)).sum() / n)
@@ -105,7 +106,7 @@ def entropy(labels: np.ndarray) -> tuple[float, float]:
     counts = np.bincount(code)
     n = len(code)
     logp = np.log(counts / n)[code]
-    return float(_plugin(counts) + (np.count_nonzero(counts) - 1) / (2.0 * n)), float(logp.std() / math.sqrt(n))
+    return float(plugin_entropy(counts) + (np.count_nonzero(counts) - 1) / (2.0 * n)), float(logp.std() / math.sqrt(n))
 
 
 def contingency_table(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -120,7 +121,7 @@ def contingency_table(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def mutual_information_plugin(table: np.ndarray) -> float:
     """The plug-in ``Ĥ(X) + Ĥ(Y) − Ĥ(X, Y)`` of a table of counts, in nats."""
     table = np.asarray(table)
-    return _plugin(table.sum(1)) + _plugin(table.sum(0)) - _plugin(table.ravel())
+    return plugin_entropy(table.sum(1)) + plugin_entropy(table.sum(0)) - plugin_entropy(table.ravel())
 
 
 def _f(c: np.ndarray) -> np.ndarray:

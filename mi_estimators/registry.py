@@ -22,7 +22,6 @@ entry point that does not belong to ``mi-estimators`` itself.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.metadata as metadata
 import os
@@ -31,6 +30,8 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterator
+
+from mi_estimators.options import did_you_mean
 
 KINDS = ("bounds", "critics", "encoders", "trainers", "tasks")
 GROUP_PREFIX = "mi_estimators."
@@ -192,8 +193,7 @@ def available(kind: str = "bounds", pattern: str = "*") -> list[str]:
 
 def _unknown(kind: str, name: str) -> UnknownNameError:
     names = available(kind)
-    close = difflib.get_close_matches(str(name), names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, names)
     listing = ", ".join(names) if names else "(none)"
     msg = f"unknown {kind[:-1]} {name!r}{hint} Available {kind}: {listing}."
     if not names or (kind == "bounds" and "infonce" not in names):

@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
+from mi_estimators.options import did_you_mean
+
 __all__ = [
     "DATASETS",
     "DatasetNotFoundError",
@@ -308,11 +310,7 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
             raise DatasetNotFoundError("--dataset folder needs --data-dir ROOT with one sub-folder per class")
         data = load_image_folder(data_dir, split, seed=seed)
     else:
-        import difflib
-
-        close = difflib.get_close_matches(name, DATASETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown dataset {name!r}{hint} Known: {', '.join(DATASETS)}.")
+        raise ValueError(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)} Known: {', '.join(DATASETS)}.")
     return data.subset(limit).resized(image_size)
 
 

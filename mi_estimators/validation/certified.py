@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mi_estimators import options as check
+from mi_estimators.discrete import plugin_entropy
 
 __all__ = ["CLASSIFIERS", "UNIFORM_MIX", "Certificate", "certificate", "certified_bound", "classifier_model",
            "label_entropy"]
@@ -62,8 +63,7 @@ class Certificate:
 
 def label_entropy(labels: np.ndarray) -> float:
     """Plug-in entropy ``−Σ p_k log p_k`` of the label frequencies, nats."""
-    p = np.unique(np.asarray(labels), return_counts=True)[1] / len(labels)
-    return float(-(p * np.log(p)).sum())
+    return plugin_entropy(np.unique(np.asarray(labels), return_counts=True)[1])
 
 
 def certificate(proba: np.ndarray, classes: np.ndarray, labels: np.ndarray, all_labels: np.ndarray,
