@@ -9,6 +9,8 @@ Families (each derives ``mi`` in its docstring):
   elementwise (cubic, halfcube, asinh, normal_cdf, and Czyż et al.'s wiggly and bimodal maps,
   :mod:`~mi_estimators.tasks.marginals`), the :class:`Spiral` (:func:`spiral_task`) and the
   :class:`SwissRoll` embedding (:func:`swiss_roll_task`);
+* :class:`HiddenTask` — any task padded with independent N(0, 1) columns and each side rotated at
+  random: same MI, the dependence hidden in a few directions of many;
 * :class:`StudentTTask` — multivariate Student-t, Gaussian term plus an entropy correction;
 * :class:`AdditiveUniformTask` — Y = X + uniform noise, in any number of independent copies;
 * :class:`GaussianMixtureTask` — mixtures of Gaussians: exact density ratio, MI by Monte Carlo
@@ -32,6 +34,7 @@ as kind ``tasks``:
 from mi_estimators.tasks.base import SideMap, Task, Transform, as_generator
 from mi_estimators.tasks.catalog import BENCHMARK_V2, BMI, CATALOG
 from mi_estimators.tasks.gaussian import GaussianTask, rho_for_mi
+from mi_estimators.tasks.hidden import HiddenTask, haar_rotation
 from mi_estimators.tasks.marginals import bimodal, wiggly
 from mi_estimators.tasks.mixtures import GaussianMixtureTask
 from mi_estimators.tasks.spiral import Spiral, spiral_task
@@ -40,6 +43,7 @@ from mi_estimators.tasks.swissroll import SwissRoll, swiss_roll_task
 from mi_estimators.tasks.transformed import TRANSFORMS, TransformedTask
 from mi_estimators.tasks.uniform import AdditiveUniformTask, additive_uniform_mi
 
-__all__ = ["AdditiveUniformTask", "BENCHMARK_V2", "BMI", "CATALOG", "GaussianMixtureTask", "GaussianTask", "SideMap",
-           "Spiral", "StudentTTask", "SwissRoll", "TRANSFORMS", "Task", "Transform", "TransformedTask",
-           "additive_uniform_mi", "as_generator", "bimodal", "rho_for_mi", "spiral_task", "swiss_roll_task", "wiggly"]
+__all__ = ["AdditiveUniformTask", "BENCHMARK_V2", "BMI", "CATALOG", "GaussianMixtureTask", "GaussianTask", "HiddenTask",
+           "SideMap", "Spiral", "StudentTTask", "SwissRoll", "TRANSFORMS", "Task", "Transform", "TransformedTask",
+           "additive_uniform_mi", "as_generator", "bimodal", "haar_rotation", "rho_for_mi", "spiral_task",
+           "swiss_roll_task", "wiggly"]

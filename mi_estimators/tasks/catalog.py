@@ -22,6 +22,7 @@ elementwise transforms   :class:`~mi_estimators.tasks.TransformedTask`       ``c
 wiggly, bimodal          :mod:`mi_estimators.tasks.marginals`                ``wiggly-*``, ``bimodal-*``
 swiss roll (2 x 1)       :mod:`mi_estimators.tasks.swissroll`                ``swissroll-*``
 spiral                   :mod:`mi_estimators.tasks.spiral`                   ``spiral-*``
+hidden in high dimension :mod:`mi_estimators.tasks.hidden`                   ``hidden-*`` (100 d)
 Student-t                :class:`~mi_estimators.tasks.StudentTTask`          ``student-t-*`` (2-10 d, df 1-5)
 additive uniform noise   :class:`~mi_estimators.tasks.AdditiveUniformTask`   ``uniform-*``
 Gaussian mixtures        :mod:`mi_estimators.tasks.mixture_families`         ``mixture-*`` (X, AI, galaxy,
@@ -45,6 +46,7 @@ from typing import Callable
 
 from mi_estimators.tasks.base import Task
 from mi_estimators.tasks.gaussian import GaussianTask
+from mi_estimators.tasks.hidden import HiddenTask
 from mi_estimators.tasks.marginals import bimodal
 from mi_estimators.tasks.mixture_families import (ai_task, concentric_task, galaxy_task, inliers_task, waves_task,
                                                   x_task)
@@ -155,6 +157,10 @@ _SPECS: dict[str, tuple[Callable[[], Task], str]] = {
                                          "bmi's spiral of the 5+5-d 2-pair Gaussian after the normal CDF"),
     "spiral-gauss-5x5-mi5": (lambda: spiral_task(GaussianTask.from_mi(5.0, 5)),
                              "bmi's spiral of 5 Gaussian pairs, 5 nats (high MI, non-Gaussian copula)"),
+    # hidden in high dimension: independent N(0, 1) columns and a fixed rotation of each side
+    "hidden-spiral-gauss-2pair-100x100": (lambda: HiddenTask(spiral_task(_two_pair(5)), 100, 100),
+                                          "spiral-gauss-2pair-5x5 padded with 95 independent N(0, 1) columns a "
+                                          "side, each side rotated at random (rotation seed 0)"),
     # Student-t (identity dispersion unless a rho is named)
     "student-t-2x2-df1": (lambda: _t(2, 1), "2+2-d Student-t, df 1 (Cauchy), identity dispersion"),
     "student-t-2x2-df2": (lambda: StudentTTask.identity(2, 2, df=2),
