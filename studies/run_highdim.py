@@ -85,6 +85,8 @@ def main() -> None:
             (out / "results.json").write_text(json.dumps(dict(n=args.n, rows=rows), indent=1))
     lines = ["# estimate() on high-dimensional inputs", "", f"n = {args.n}, one thread, seed 0. Reproduce: "
              "`OMP_NUM_THREADS=1 .venv/bin/python studies/run_highdim.py`.", "",
+             "Why the hidden spiral reads low (oracles told the true directions, what the data let a reduction "
+             "find): `hidden_spiral.md`, from `studies/explore_hidden_spiral.py`.", "",
              "| case | dims | reduce | truth | estimate | 95% CI | chosen | monitor values | wall s | CPU s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
