@@ -13,10 +13,13 @@ import numpy as np
 from scipy import special
 from torch import Tensor
 
-__all__ = ["MIN_SAMPLES", "as_array", "check_pair", "marginal_mode", "marginal_transform"]
+__all__ = ["INVERSE_KNOTS", "MIN_SAMPLES", "as_array", "check_pair", "inverse_knots", "marginal_mode",
+           "marginal_transform"]
 
 #: fewer rows than this cannot be split into train/monitor/test sets that mean anything
 MIN_SAMPLES = 48
+#: knots per column of :func:`inverse_knots`
+INVERSE_KNOTS = 256
 
 
 def as_array(a: Any, name: str) -> np.ndarray:
@@ -155,3 +158,28 @@ def _normal_scores(a: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
     z = table[k]
     z[train[:, 0] == train[:, -1]] = 0.0  # a column constant on the training rows carries no information
     return np.ascontiguousarray(z.T)
+
+
+def inverse_knots(scores: np.ndarray, values: np.ndarray, train_idx: np.ndarray,
+                  knots: int = INVERSE_KNOTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, v)``, each ``(d, K)``: knots of each column's map from its normal scores ``scores``
+    (``marginal_transform(a, train_idx)``) back to other values of the same column (``values``,
+    e.g. its z-scores), at K <= ``knots`` evenly spaced order statistics of the training rows, the
+    smallest and largest included.
+
+    Both are increasing functions of the column, so each row of ``s`` and of ``v`` is non-decreasing,
+    and equal scores (tied values) have equal values: interpolating linearly between the knots is a
+    non-decreasing map ``s -> v`` that recovers ``values`` on the knots, and between them up to the
+    spacing of K quantiles (``mi_estimators.estimation.candidates.features``).
+
+    >>> a = np.array([[3.0], [1.0], [2.0], [10.0]])
+    >>> s, v = inverse_knots(marginal_transform(a, np.arange(4)), a, np.arange(4), knots=3)
+    >>> np.round(s, 3).tolist(), v.tolist()
+    ([[-1.15, 0.319, 1.15]], [[1.0, 3.0, 10.0]])
+    """
+    m = len(train_idx)
+    order = np.argsort(scores[train_idx], axis=0, kind="stable")
+    pick = np.unique(np.round(np.linspace(0, m - 1, min(knots, m))).astype(np.int64))[:, None]
+    rows = np.take_along_axis(order, np.broadcast_to(pick, (len(pick), scores.shape[1])), 0)
+    return (np.take_along_axis(scores[train_idx], rows, 0).T.copy(),
+            np.take_along_axis(values[train_idx], rows, 0).T.copy())
