@@ -10,13 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 from torch import Tensor
 
-__all__ = ["MIN_SAMPLES", "as_array", "check_pair", "marginal_mode", "marginal_transform"]
+__all__ = ["INVERSE_KNOTS", "MIN_SAMPLES", "as_array", "check_pair", "inverse_knots", "marginal_mode",
+           "marginal_transform"]
 
 #: fewer rows than this cannot be split into train/monitor/test sets that mean anything
 MIN_SAMPLES = 48
+#: knots per column of :func:`inverse_knots`
+INVERSE_KNOTS = 256
 
 
 def as_array(a: Any, name: str) -> np.ndarray:
@@ -133,14 +136,50 @@ def marginal_transform(a: np.ndarray, train_idx: np.ndarray, mode: str = "rank")
         return np.where(sd > 0, (a - train.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
     if mode != "rank":
         raise ValueError(f"unknown marginal transform {mode!r}; use 'rank', 'zscore' or 'none'")
-    m = len(train)
-    out = np.empty_like(a)
-    for j in range(a.shape[1]):
-        s = np.sort(train[:, j])
-        if s[0] == s[-1]:  # a constant column carries no information
-            out[:, j] = 0.0
-            continue
-        # mid-rank among the training values: (#below + #below-or-equal) / 2m; depends on order only
-        u = (np.searchsorted(s, a[:, j], "left") + np.searchsorted(s, a[:, j], "right")) / (2.0 * m)
-        out[:, j] = stats.norm.ppf(np.clip(u, 0.5 / m, 1 - 0.5 / m))
-    return out
+    return _normal_scores(a, train_idx)
+
+
+def _normal_scores(a: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
+    """``"rank"`` for every column: ``Φ⁻¹(clip(k / 2m))`` with ``k = #train < a + #train <= a``.
+
+    Vectorised over the columns: each column is a contiguous row of ``a.T``, its values are searched
+    in the sorted training values in increasing order (``np.searchsorted`` then walks the sorted
+    array forwards instead of jumping around it), and since k is an integer in [0, 2m], Φ⁻¹ is
+    evaluated once per possible k (2m + 1 values) and looked up."""
+    m = len(train_idx)
+    cols = np.ascontiguousarray(a.T)
+    train = np.sort(cols[:, train_idx], axis=1)
+    order = np.argsort(cols, axis=1)
+    keys = np.take_along_axis(cols, order, 1)
+    k = np.empty(cols.shape, np.int64)
+    for j in range(len(cols)):
+        k[j, order[j]] = np.searchsorted(train[j], keys[j], "left") + np.searchsorted(train[j], keys[j], "right")
+    table = special.ndtri(np.clip(np.arange(2 * m + 1) / (2.0 * m), 0.5 / m, 1 - 0.5 / m))
+    z = table[k]
+    z[train[:, 0] == train[:, -1]] = 0.0  # a column constant on the training rows carries no information
+    return np.ascontiguousarray(z.T)
+
+
+def inverse_knots(scores: np.ndarray, values: np.ndarray, train_idx: np.ndarray,
+                  knots: int = INVERSE_KNOTS) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, v)``, each ``(d, K)``: knots of each column's map from its normal scores ``scores``
+    (``marginal_transform(a, train_idx)``) back to other values of the same column (``values``,
+    e.g. its z-scores), at K <= ``knots`` evenly spaced order statistics of the training rows, the
+    smallest and largest included.
+
+    Both are increasing functions of the column, so each row of ``s`` and of ``v`` is non-decreasing,
+    and equal scores (tied values) have equal values: interpolating linearly between the knots is a
+    non-decreasing map ``s -> v`` that recovers ``values`` on the knots, and between them up to the
+    spacing of K quantiles (``mi_estimators.estimation.candidates.features``).
+
+    >>> a = np.array([[3.0], [1.0], [2.0], [10.0]])
+    >>> s, v = inverse_knots(marginal_transform(a, np.arange(4)), a, np.arange(4), knots=3)
+    >>> np.round(s, 3).tolist(), v.tolist()
+    ([[-1.15, 0.319, 1.15]], [[1.0, 3.0, 10.0]])
+    """
+    m = len(train_idx)
+    order = np.argsort(scores[train_idx], axis=0, kind="stable")
+    pick = np.unique(np.round(np.linspace(0, m - 1, min(knots, m))).astype(np.int64))[:, None]
+    rows = np.take_along_axis(order, np.broadcast_to(pick, (len(pick), scores.shape[1])), 0)
+    return (np.take_along_axis(scores[train_idx], rows, 0).T.copy(),
+            np.take_along_axis(values[train_idx], rows, 0).T.copy())

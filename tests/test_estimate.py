@@ -12,6 +12,7 @@ import mi_estimators as mie
 from mi_estimators import cli
 from mi_estimators.copula import EllipticalCopulaCritic
 from mi_estimators.critics import ConcatCritic, SeparableCritic
+from mi_estimators.estimation.candidates.features import ValueFeatures
 from mi_estimators.arrays import as_array, marginal_transform
 from mi_estimators.fit import FitConfig, fit_critic, held_out, score_matrix
 from mi_estimators.io import load_array
@@ -227,7 +228,8 @@ def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     two = mie.estimate(np.hstack([x, x]), y, seed=0, **opts)
     assert (two.settings.options.critic, two.settings.options.batch_size,
             two.settings.options.eval_batch) == ("separable", 256, 4096)
-    assert isinstance(two.critic, SeparableCritic)
+    # on each column's normal score and its z-score (estimation/candidates/features.py)
+    assert isinstance(two.critic, ValueFeatures) and isinstance(two.critic.critic, SeparableCritic)
     given = mie.estimate(x, y, critic="separable", batch_size=32, seed=0, **opts)
     assert (given.settings.options.critic, given.settings.options.batch_size) == ("separable", 32)
 

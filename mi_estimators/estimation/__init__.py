@@ -19,7 +19,9 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
      (``critic="auto"``: concat for 1+1 columns, separable above) trained with ``bound.loss``
      (InfoNCE by default), early stopping on the monitor split; on wide data whose copula keeps
      few canonical pairs it takes those pairs' variates and each side's mean square instead of
-     all columns (``canonical=True``).
+     all columns (``canonical=True``); otherwise the separable critic takes each column's normal
+     score and its z-score recovered from it
+     (:mod:`~mi_estimators.estimation.candidates.features`).
    * :func:`~mi_estimators.estimation.candidates.reduced.reduced_candidate` (``reduce=True``): on
      inputs too wide for the copula candidate (images, embeddings), the trained critic on the k
      leading ridge-CCA variates of each side, ridge and k chosen on the monitor split.
@@ -64,6 +66,7 @@ from mi_estimators.device import resolve_device
 from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
 from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
+from mi_estimators.estimation.candidates.features import value_features
 from mi_estimators.estimation.candidates.reduced import reduced_candidate
 from mi_estimators.estimation.candidates.trained import canonical_rank
 from mi_estimators.estimation.candidates.discrete import (ClassifierCandidate, cap, contingency_estimate,
@@ -109,7 +112,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
-        trained = TrainedCandidate.fit(ctx, canonical_rank(copula, ctx.data, opts))
+        trained = TrainedCandidate.fit(ctx, rank := canonical_rank(copula, ctx.data, opts), value_features(ctx, rank))
         reduced = reduced_candidate(ctx, copula is not None)
         classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
         candidates = [c for c in (trained, copula, reduced, classifier) if c is not None]

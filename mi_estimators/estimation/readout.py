@@ -27,7 +27,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from mi_estimators.arrays import marginal_transform
+from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transform
 from mi_estimators.fit import held_out
 
 if TYPE_CHECKING:
@@ -43,21 +43,32 @@ class Splits(NamedTuple):
     train: tuple[Tensor, Tensor]
     monitor: tuple[Tensor, Tensor]
     test: tuple[Tensor, Tensor]
+    #: with the rank transform, per side the knots (scores, z-scores), each ``(d, K)``, of the map from
+    #: a column's normal scores back to its z-scores on the training rows (:func:`split`); else None
+    inverse: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
 
 
 def split(x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
           device: torch.device) -> Splits:
     """Random train/monitor/test rows (``1 − val_fraction − test_fraction``, ``val_fraction``,
     ``test_fraction``); each column transformed by a map fitted on the train rows
-    (:func:`mi_estimators.arrays.marginal_transform`)."""
+    (:func:`mi_estimators.arrays.marginal_transform`). With the rank transform, ``inverse`` holds
+    the knots of each column's map back from normal scores to z-scores
+    (:func:`mi_estimators.arrays.inverse_knots`), from which the trained critic recovers what the
+    ranks flatten (:mod:`mi_estimators.estimation.candidates.features`)."""
     n = x.shape[0]
     perm = rng.permutation(n)
     n_test = max(2, int(round(opts.test_fraction * n)))
     n_val = max(2, int(round(opts.val_fraction * n)))
     rows = (perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test])
-    x, y = (marginal_transform(a, rows[0], opts.standardize) for a in (x, y))
-    return Splits(*((torch.as_tensor(x[r], dtype=torch.float32, device=device),
-                     torch.as_tensor(y[r], dtype=torch.float32, device=device)) for r in rows))
+    xz, yz = (marginal_transform(a, rows[0], opts.standardize) for a in (x, y))
+    inverse = None
+    if marginal_mode(opts.standardize) == "rank":
+        inverse = tuple(tuple(torch.as_tensor(k, dtype=torch.float32, device=device)
+                              for k in inverse_knots(t, marginal_transform(a, rows[0], "zscore"), rows[0]))
+                        for a, t in ((x, xz), (y, yz)))
+    return Splits(*((torch.as_tensor(xz[r], dtype=torch.float32, device=device),
+                     torch.as_tensor(yz[r], dtype=torch.float32, device=device)) for r in rows), inverse=inverse)
 
 
 def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple[float, float]:
