@@ -30,9 +30,10 @@ from torch import Tensor, nn
 from mi_estimators import options as check
 from mi_estimators.bounds.base import finite_checks, value_and_loss
 from mi_estimators.critics import ConcatCritic
+from mi_estimators.jackknife import jackknife_variance
 
-__all__ = ["EarlyStopping", "FitConfig", "FitResult", "fit_critic", "flush_denormals", "flushing_denormals", "held_out",
-           "make_adam", "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
+__all__ = ["EarlyStopping", "FitConfig", "FitResult", "Race", "fit_critic", "flush_denormals", "flushing_denormals",
+           "held_out", "make_adam", "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,26 +183,13 @@ def score_matrix(critic: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return torch.cat([critic(x[i:i + rows], y) for i in range(0, x.shape[0], rows)], dim=-2)
 
 
-def _jackknife_variance(bound: Any, scores: Tensor, groups: int) -> float:
-    """Delete-a-group jackknife variance of ``bound`` on an ``(m, m)`` matrix: the rows *and*
-    columns of one of ``groups`` groups of samples removed in turn,
-    ``var = (G−1)/G · Σ_g (θ_{−g} − θ̄)²``."""
-    m = scores.shape[-1]
-    loo = []
-    for drop in np.array_split(np.arange(m), groups):
-        keep = torch.as_tensor(np.setdiff1d(np.arange(m), drop), device=scores.device)
-        loo.append(float(bound(scores.index_select(0, keep).index_select(1, keep))))
-    loo = np.array(loo)
-    return (groups - 1) / groups * float(((loo - loo.mean()) ** 2).sum())
-
-
 @torch.no_grad()
 def held_out(critic: nn.Module, bound: Any, x: Tensor, y: Tensor, block: int, groups: int = 20) -> tuple[float, float]:
     """``bound`` on the full score matrix of held-out blocks, with a jackknife standard error.
 
     The held-out rows are cut into blocks of about ``block`` rows; the bound is applied to a
     block's full ``(B, B)`` matrix (B(B−1) negatives); blocks are combined as a mean, their
-    jackknife variances (:func:`_jackknife_variance`) as the variance of that mean:
+    jackknife variances (:func:`mi_estimators.jackknife.jackknife_variance`) as the variance of that mean:
     ``value = (1/m) Σ_b θ_b``, ``stderr = √(Σ_b var_b) / m`` for m blocks.
     ``critic`` is any callable ``(x, y) -> (n, n)`` scores (one critic, not a stack).
     Returns ``(value, stderr)`` (stderr NaN when ``groups < 2``: no jackknife).
@@ -214,7 +202,7 @@ def held_out(critic: nn.Module, bound: Any, x: Tensor, y: Tensor, block: int, gr
         g = min(groups, scores.shape[-1] // 2)
         values[b] = float(bound(scores))
         if g >= 2:
-            variances[b] = _jackknife_variance(bound, scores, g)
+            variances[b] = jackknife_variance(bound, scores, g)
     return float(values.mean()), float(np.sqrt(variances.sum()) / n_blocks)
 
 
@@ -247,6 +235,41 @@ class EarlyStopping:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         return model
+
+
+@dataclass
+class Race:
+    """Stop a fit that cannot catch a rival: a model already fitted whose monitor value is ``rival``
+    (in :func:`mi_estimators.estimate`, the closed-form copula critic), so that training on would
+    not change which model is chosen (racing: Maron & Moore 1997, "The racing algorithm", AI Review
+    11:193; a candidate is dropped once it cannot win).
+
+    At an evaluation at step ``s >= after``, with ``b_e`` the best monitor value up to evaluation e,
+    the fit has lost when its progress over the last ``window`` evaluations, repeated once more,
+    stays below the rival: ``b_e + max(b_e − b_{e−window}, 0) < rival``. Learning curves flatten
+    (the next window gains at most what the last one did), so such a fit would not catch the rival
+    in the next ``window`` evaluations either, the horizon early stopping itself allows a fit
+    without progress. A fit ahead of the rival is never stopped; ``after`` protects fits that rise
+    late after a flat start.
+
+    >>> Race(rival=1.0, after=200, window=2).lost(300, [0.5, 0.6, 0.65])
+    True
+    >>> Race(rival=1.0, after=200, window=2).lost(300, [0.3, 0.6, 0.65])
+    False
+    """
+
+    rival: float
+    after: int
+    window: int
+
+    def lost(self, step: int, bests: Sequence[float]) -> bool:
+        """Whether the fit at ``step``, with the best-so-far monitor values ``bests`` (one per
+        evaluation, the last at ``step``), cannot catch the rival."""
+        if step < self.after or len(bests) <= self.window or not math.isfinite(self.rival):
+            return False
+        best, before = bests[-1], bests[-1 - self.window]
+        gain = max(best - before, 0.0) if math.isfinite(before) else math.inf
+        return best + gain < self.rival
 
 
 @dataclass(frozen=True)
@@ -288,6 +311,8 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     #: whether the kept weights are the moving average (``ema``) rather than the raw weights
     averaged: bool = False
+    #: whether the fit stopped because it could not catch a rival (:class:`Race`)
+    lost_race: bool = False
 
 
 class _MovingAverage:
@@ -328,7 +353,8 @@ def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[T
 
 
 def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], monitor: tuple[Tensor, Tensor] | None,
-               config: FitConfig, *, rng: np.random.Generator | None = None, progress=None) -> FitResult:
+               config: FitConfig, *, rng: np.random.Generator | None = None, progress=None,
+               race: Race | None = None) -> FitResult:
     """Train ``critic`` with ``bound.loss`` on minibatches of ``train``; every ``config.eval_every``
     steps read the bound out on the whole ``monitor`` split (:func:`held_out`), keep the best
     weights and stop after ``config.patience`` evaluations without improvement. The critic ends in
@@ -341,7 +367,10 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     monitor split counts (the average lags behind in short runs).
 
     ``monitor=None`` trains exactly ``config.steps`` steps and keeps the last weights (their average
-    with ``ema``): how a refit reuses a step count that a monitored fit chose."""
+    with ``ema``): how a refit reuses a step count that a monitored fit chose.
+
+    ``race``: also stop once the fit cannot catch a rival's monitor value (:class:`Race`;
+    ``FitResult.lost_race``)."""
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), config.lr, config.weight_decay)
     average = None if config.ema is None else _MovingAverage(critic, config.ema)
@@ -349,7 +378,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     stopper = EarlyStopping(config.patience)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
-    stopped, step, averaged = False, 0, False
+    stopped, step, averaged, bests, lost = False, 0, False, [], False
     critic.train()
     for step in range(1, config.steps + 1):
         idx = next(batches)
@@ -373,9 +402,11 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             if progress is not None:
                 progress.set_postfix(monitor=f"{monitor_value:.3f}")
             done = stopper.update(model, step, monitor_value)
+            bests.append(stopper.best)
             if stopper.best_step == step:
                 averaged = model is not critic
-            if done:
+            lost = race is not None and not done and race.lost(step, bests)
+            if done or lost:
                 stopped = step < config.steps
                 break
     if monitor is None:
@@ -384,7 +415,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         critic.eval()
         return FitResult(step, math.nan, False, history, average is not None)
     stopper.restore(critic).eval()
-    return FitResult(stopper.best_step, stopper.best, stopped, history, averaged)
+    return FitResult(stopper.best_step, stopper.best, stopped, history, averaged, lost)
 
 
 def _best_on_monitor(models: list[nn.Module], bound: Any, monitor: tuple[Tensor, Tensor],

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mi_estimators"
 
 GROUND = ["scores", "options", "argparsing", "device"]
-NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "nce_kernels", "critics", "copula", "tasks",
-            "arrays", "ksg", "device"]
+NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "nce_kernels", "jackknife", "critics",
+            "copula", "tasks", "arrays", "ksg", "device"]
 FIT = ["fit", "estimation", "training", "validation"]
 ADAPTERS = ["cli", "io", "validation.report", "validation.consistency_report"]
 

@@ -17,7 +17,8 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
      bound otherwise.
    * :class:`~mi_estimators.estimation.candidates.trained.TrainedCandidate`: a critic
      (``critic="auto"``: concat for 1+1 columns, separable above) trained with ``bound.loss``
-     (InfoNCE by default), early stopping on the monitor split; on wide data whose copula keeps
+     (InfoNCE by default), early stopping on the monitor split, and stopped sooner once it cannot
+     catch the copula candidate's monitor value (``race=True``); on wide data whose copula keeps
      few canonical pairs it takes those pairs' variates and each side's mean square instead of
      all columns (``canonical=True``); otherwise the separable critic takes each column's normal
      score and its z-score recovered from it
@@ -112,7 +113,9 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2
-        trained = TrainedCandidate.fit(ctx, rank := canonical_rank(copula, ctx.data, opts), value_features(ctx, rank))
+        rank = canonical_rank(copula, ctx.data, opts)
+        trained = TrainedCandidate.fit(ctx, rank, value_features(ctx, rank),
+                                       rival=None if copula is None else copula.monitor)
         reduced = reduced_candidate(ctx, copula is not None)
         classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
         candidates = [c for c in (trained, copula, reduced, classifier) if c is not None]

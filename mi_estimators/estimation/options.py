@@ -80,6 +80,9 @@ class EstimateOptions:
     ensemble: int = 1
     #: cross-fit the read-out of a refittable winner over this many folds (1: no)
     folds: int = 5
+    #: stop training the trained critic once it cannot catch the copula candidate's monitor value
+    #: (:mod:`mi_estimators.estimation.candidates.trained`); False trains it to its own early stop
+    race: bool = True
     #: on wide data whose copula keeps few canonical pairs, train the critic on those pairs'
     #: variates and each side's mean square instead of all columns
     #: (:mod:`mi_estimators.estimation.candidates.trained`)

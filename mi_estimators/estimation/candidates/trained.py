@@ -22,6 +22,13 @@ scores B² pairs per step, so refitting it on every fold would cost several time
 averaged with K − 1 more trained from other seeds (:class:`~mi_estimators.critics.EnsembleCritic`);
 an ensemble is read out on the test split, not cross-fitted.
 
+**The race** (``race=True``, :func:`race`). The copula candidate is fitted first, so its monitor
+value is known before training starts; the trained critic only matters if it ends above it. Past
+``RACE_AFTER`` steps, training stops once the progress of the last ``RACE_WINDOW`` evaluations,
+repeated once more, stays below the copula's monitor value (:class:`~mi_estimators.fit.Race`):
+training on would not change the choice. A fit ahead of the
+copula is never stopped by it; ``info["lost_race"]`` says whether it fired.
+
 Its training value is the bound on all pairs of up to ``TRAIN_VALUE_ROWS`` training rows.
 """
 
@@ -43,10 +50,11 @@ from mi_estimators.critics import EnsembleCritic, ProjectedCritic
 from mi_estimators.estimation.candidates.base import Candidate, Context
 from mi_estimators.estimation.options import DEFAULT_CRITIC_OPTIONS, EstimateOptions
 from mi_estimators.estimation.readout import Splits
-from mi_estimators.fit import FitConfig, FitResult, fit_critic, held_out, seeded
+from mi_estimators.fit import FitConfig, FitResult, Race, fit_critic, held_out, seeded
 
-__all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "TRAIN_VALUE_ROWS", "Reduction",
-           "TrainedCandidate", "canonical_critic", "canonical_rank", "fit_config", "make_bound", "make_critic"]
+__all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "RACE_AFTER", "RACE_WINDOW",
+           "TRAIN_VALUE_ROWS", "Reduction", "TrainedCandidate", "canonical_critic", "canonical_rank", "fit_config",
+           "make_bound", "make_critic", "race"]
 
 #: trained critics whose winner is read out on the test split rather than cross-fitted (module docstring)
 NOT_CROSSFIT = frozenset({"concat"})
@@ -56,6 +64,10 @@ CANONICAL_MIN_DIM = 10
 CANONICAL_MAX_FRACTION = 0.25
 #: the trained critic's training value is its bound on all pairs of this many training rows
 TRAIN_VALUE_ROWS = 1000
+#: the race against the copula candidate (``race=True``) stops no fit before this many steps, and
+#: extrapolates the progress over this many evaluations (:class:`~mi_estimators.fit.Race`)
+RACE_AFTER = 500
+RACE_WINDOW = 2
 
 
 def label(obj: Any) -> str:
@@ -142,14 +154,22 @@ def train_value(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], opt
     return held_out(critic, bound, x, y, opts.eval_batch, groups=0)[0]
 
 
+def race(opts: EstimateOptions, rival: float | None) -> Race | None:
+    """The race against a rival's monitor value (module docstring), or None (``race=False``, no rival)."""
+    if not opts.race or rival is None:
+        return None
+    return Race(rival, after=RACE_AFTER, window=RACE_WINDOW)
+
+
 def _monitored_fit(critic: nn.Module, bound: Any, data: Splits, opts: EstimateOptions,
-                   rng: np.random.Generator) -> FitResult:
+                   rng: np.random.Generator, rival: float | None = None) -> FitResult:
     from tqdm.auto import tqdm
 
     enabled = sys.stderr.isatty() if opts.progress is None else opts.progress
     bar = tqdm(total=opts.steps, desc="estimate", disable=not enabled, leave=False, dynamic_ncols=True)
     try:
-        return fit_critic(critic, bound, data.train, data.monitor, fit_config(opts), rng=rng, progress=bar)
+        return fit_critic(critic, bound, data.train, data.monitor, fit_config(opts), rng=rng, progress=bar,
+                          race=race(opts, rival))
     finally:
         bar.close()
 
@@ -165,7 +185,7 @@ class TrainedCandidate(Candidate):
         self.ctx, self.fit_result, self.rank, self.members = ctx, fit, rank, members
         self.reduction = reduction
         info = dict(best_step=fit.best_step, stopped_early=fit.stopped_early, steps_run=fit.history["step"][-1],
-                    averaged=fit.averaged, rank=rank)
+                    averaged=fit.averaged, rank=rank, lost_race=fit.lost_race)
         if reduction is not None:
             info.update(reduction.info)
         if members > 1:
@@ -175,13 +195,16 @@ class TrainedCandidate(Candidate):
                          info)
 
     @classmethod
-    def fit(cls, ctx: Context, rank: int | None = None, reduction: Reduction | None = None) -> "TrainedCandidate":
+    def fit(cls, ctx: Context, rank: int | None = None, reduction: Reduction | None = None,
+            rival: float | None = None) -> "TrainedCandidate":
         """The critic of ``ctx.opts`` (on the ``rank`` leading canonical variates of the training
         rows, with ``rank``; on the inputs a ``reduction`` builds, with one) trained with
-        ``ctx.opts.bound``, early stopping on the monitor split."""
+        ``ctx.opts.bound``, early stopping on the monitor split, and stopped once it cannot catch
+        the monitor value ``rival`` of a candidate already fitted (module docstring)."""
         bound = make_bound(ctx.opts, ctx.device)
         critic = _build(ctx.opts, *ctx.data.train, rank, reduction).to(ctx.device)
-        return cls(ctx, critic, bound, _monitored_fit(critic, bound, ctx.data, ctx.opts, ctx.rng), rank,
+        rng = np.random.default_rng(ctx.rng.integers(2**63))  # the steps run do not change ctx.rng's later draws
+        return cls(ctx, critic, bound, _monitored_fit(critic, bound, ctx.data, ctx.opts, rng, rival), rank,
                    reduction=reduction)
 
     @property
