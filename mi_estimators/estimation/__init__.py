@@ -32,7 +32,9 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
    ``ensemble=K > 1`` a winning trained critic is averaged with K − 1 more from other seeds.
 4. Read it out (:mod:`mi_estimators.estimation.readout`): its bound on the full score matrix of
    the test split with a jackknife standard error, or, for a winner that can be refitted (a copula,
-   or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows.
+   or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows. Above
+   20,000 rows the test split alone (``folds`` resolves to 1), and the training budget, batch and
+   monitor are sized from n (:func:`~mi_estimators.estimation.options.scale_for_rows`).
 5. The intervals: ``ci_heldout = mi ± t·stderr``, and ``ci`` widened upwards to the chosen
    critic's value on its own training rows (``settings.train_value``), which brackets I(X; Y) when
    the candidate family contains the truth (:func:`~mi_estimators.estimation.readout.intervals`),

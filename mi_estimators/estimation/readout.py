@@ -3,7 +3,7 @@
 
 **The read-out.** The chosen candidate's bound on the full score matrix of the test split
 (n_test(n_test − 1) negatives, :func:`mi_estimators.fit.held_out`), with a delete-a-group jackknife
-standard error. A ``refittable`` winner is cross-fitted instead (``folds=5``, :func:`crossfit`):
+standard error. A ``refittable`` winner is cross-fitted instead (``folds=5`` up to 20,000 rows, :func:`crossfit`):
 refitted on K − 1 folds of all n rows and read out on the K-th, in turn; the read-out then uses
 every row, each fit sees 80% of the rows instead of 70%, and the standard error is about half the
 single split's. (The monitor rows that made the candidate's choices are among them, a tenth of
