@@ -165,13 +165,18 @@ def _estimate_help() -> dict[str, str]:
         "bound_options": "keyword options of the bound, e.g. clip=20 (values read as Python literals; after the "
                          "files, or as --bound-options=clip=20)",
         "critic_options": "keyword options of the critic, e.g. hidden=128",
-        "steps": "maximum training steps",
-        "batch_size": f"training batch (none: by critic, {by_critic(AUTO_BATCH)})",
+        "steps": "maximum training steps (none: 2000 up to 20,000 rows, 2000 * sqrt(n / 20,000) above, at most "
+                 "20,000)",
+        "batch_size": f"training batch (none: by critic, {by_critic(AUTO_BATCH)}, up to 4x larger above 80,000 "
+                      "rows)",
         "lr": f"Adam learning rate (none: by critic, {by_critic(AUTO_LR)})",
         "weight_decay": "Adam weight decay",
-        "eval_every": "training steps between evaluations on the monitor split",
+        "eval_every": "training steps between evaluations on the monitor split (none: 100, growing as the "
+                      "steps above 20,000 rows)",
         "patience": "evaluations without improvement before training stops",
-        "val_fraction": "fraction of the rows in the monitor split",
+        "val_fraction": "fraction of the rows in the monitor split (none: 0.1, at most 10,000 rows)",
+        "folds": "cross-fit the read-out of a refittable winner over this many folds (1: no; none: 5 up to 20,000 "
+                 "rows, 1 above)",
         "test_fraction": "fraction of the rows held out for the read-out",
         "eval_batch": f"rows per held-out block, each scored against all its pairs (none: by critic, "
                       f"{by_critic(AUTO_EVAL_BATCH)})",

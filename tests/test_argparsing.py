@@ -116,4 +116,4 @@ def test_estimate_help_lists_every_estimate_option_with_its_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for f in dataclasses.fields(EstimateOptions):
         assert "--" + f.name.replace("_", "-") in text, f.name
-    assert "(default: 2000)" in text and "--no-copula" in text and "--no-canonical" in text
+    assert "(none: 2000 up to 20,000 rows" in text and "--no-copula" in text and "--no-canonical" in text

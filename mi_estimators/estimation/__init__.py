@@ -35,12 +35,15 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
    ``ensemble=K > 1`` a winning trained critic is averaged with K − 1 more from other seeds.
 4. Read it out (:mod:`mi_estimators.estimation.readout`): its bound on the full score matrix of
    the test split with a jackknife standard error, or, for a winner that can be refitted (a copula,
-   or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows.
+   or a trained critic other than concat), cross-fitted over ``folds=5`` folds of all rows. Above
+   20,000 rows the test split alone (``folds`` resolves to 1), and the training budget, batch and
+   monitor are sized from n (:func:`~mi_estimators.estimation.options.scale_for_rows`).
 5. The intervals: ``ci_heldout = mi ± t·stderr``, and ``ci`` widened upwards to the chosen
    critic's value on its own training rows (``settings.train_value``), which brackets I(X; Y) when
    the candidate family contains the truth (:func:`~mi_estimators.estimation.readout.intervals`),
    and at least to every held-out lower bound the call computed (each candidate not chosen, read
-   out by its bound on the test split, ``settings.heldout_lower_bound``): an interval must not
+   out by its bound on up to ``LOWER_BOUND_BLOCKS`` blocks of the test split,
+   ``settings.heldout_lower_bound``): an interval must not
    exclude what the data already certify.
 
 Before step 1, degenerate columns are settled (:func:`mi_estimators.columns.screen`): constant
@@ -79,6 +82,9 @@ __all__ = ["Candidate", "ClassifierCandidate", "Context", "CopulaCandidate", "Es
            "EstimateSettings", "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit",
            "estimate", "intervals", "read_out", "split"]
 
+#: the losing candidates' held-out lower bounds (step 5) read at most this many blocks of test rows
+LOWER_BOUND_BLOCKS = 4
+
 
 def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
     """Estimate I(X; Y) in nats: closed-form copula critics and a trained critic compete on a
@@ -102,7 +108,7 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
     x, y = check_pair(x, y)
     x, y, columns = screen(x, y)                                                      # 0
-    opts = opts.resolve(x.shape[1], y.shape[1])
+    opts = opts.resolve(x.shape[1], y.shape[1], x.shape[0])
     device = resolve_device(opts.device)
     if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
         return EstimateResult.exact(columns, opts, str(device), x.shape[0])
@@ -127,8 +133,8 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         else:
             (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
         se = entropy_stderr(chosen, se)
-        lower = [held_out(c.critic, c.bound, *ctx.data.test, opts.eval_batch, groups=0)[0]
-                 for c in candidates if c is not best]                                # 5
+        lower = [held_out(c.critic, c.bound, *(a[:LOWER_BOUND_BLOCKS * opts.eval_batch] for a in ctx.data.test),
+                          opts.eval_batch, groups=0)[0] for c in candidates if c is not best]   # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
         top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
     data = ctx.data

@@ -8,6 +8,7 @@ No procedure lives here: the steps are in :mod:`mi_estimators.estimation` and it
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from mi_estimators.columns import ColumnReport
 
 __all__ = ["AUTO_BATCH", "AUTO_CONCAT_MAX_DIM", "AUTO_EVAL_BATCH", "AUTO_LR", "DEFAULT_CRITIC_OPTIONS",
-           "EstimateOptions", "EstimateResult", "EstimateSettings", "auto_critic"]
+           "EstimateOptions", "EstimateResult", "EstimateSettings", "Scale", "auto_critic", "scale_for_rows"]
 
 #: trained-critic sizes for finite samples (the rationale is in studies/README.md)
 DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
@@ -36,6 +37,62 @@ AUTO_CONCAT_MAX_DIM = 2
 AUTO_BATCH = {"concat": 64, "separable": 256}
 AUTO_LR = {"concat": 3e-3, "separable": 2e-3}
 AUTO_EVAL_BATCH = {"concat": 1024, "separable": 4096}
+#: up to this many rows the ``None`` sizes below resolve to the same values whatever n (:func:`scale_for_rows`)
+SMALL_ROWS = 20_000
+#: the step budget up to ``SMALL_ROWS`` rows, and its ceiling; steps between two evaluations on the monitor
+AUTO_STEPS, MAX_AUTO_STEPS, AUTO_EVAL_EVERY = 2000, 20_000, 100
+#: the monitor split's fraction of the rows, and the most rows it takes when ``val_fraction`` is None
+AUTO_VAL_FRACTION, MAX_AUTO_MONITOR_ROWS = 0.1, 10_000
+#: cross-fitting folds up to ``SMALL_ROWS`` rows (above: the test split alone)
+AUTO_FOLDS = 5
+#: the largest factor by which the training batch grows with the rows, per critic kind
+MAX_BATCH_GROWTH = {"concat": 2, "separable": 4}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What n rows change in :meth:`EstimateOptions.resolve` (:func:`scale_for_rows`)."""
+
+    #: optimiser steps, and the factor by which the critic kind's ``AUTO_BATCH`` grows
+    steps: int
+    batch_growth: int
+    #: steps between evaluations on the monitor split (100, times the steps' growth)
+    eval_every: int
+    #: the monitor split's fraction of the rows
+    val_fraction: float
+    #: folds of a refittable winner's cross-fitted read-out (1: the test split)
+    folds: int
+
+
+def scale_for_rows(n: int | None, kind: str = "separable") -> Scale:
+    """The sizes ``estimate()`` gives n rows where the caller left them ``None``.
+
+    Up to ``SMALL_ROWS`` = 20,000 rows (or n None) the small-sample defaults: 2000 steps, the
+    critic kind's batch, a monitor of 10% of the rows and a read-out cross-fitted over 5 folds. Above,
+    with r = n / 20,000, the cost buys accuracy rather than variance:
+
+    * **steps** ``2000·√r`` (at most 20,000; evaluated on the monitor every ``100·√r``, so early
+      stopping's patience is the same share of the budget) and the **batch** ×2 from r >= 4 and ×4 from
+      r >= 16 (at most ×2 for the concat critic, which scores B² pairs): the rows seen in training
+      grow as ``r^1.5`` while each step's cost is about linear in the batch up to 1024 rows. A fixed
+      budget (2000 steps of 256 rows, 0.7 epoch of 700,000 training rows) left the critic undertrained
+      beyond 20,000 rows: the estimate stopped improving (``BENCHMARKS.md``);
+    * the **monitor** at most 10,000 rows (``val_fraction = 10,000 / n`` beyond 100,000): it serves
+      early stopping (which compares values on the same rows) and the choice between candidates, and
+      every evaluation reads all of it; the rows go to training instead;
+    * **no cross-fitting** (``folds = 1``): the test split alone holds 0.2·n > 4,000 rows, whose
+      standard error is already below the critic's own deficiency; K refits would cost K trainings.
+
+    >>> scale_for_rows(5000), scale_for_rows(1_000_000).steps
+    (Scale(steps=2000, batch_growth=1, eval_every=100, val_fraction=0.1, folds=5), 14142)
+    """
+    if n is None or n <= SMALL_ROWS:
+        return Scale(AUTO_STEPS, 1, AUTO_EVAL_EVERY, AUTO_VAL_FRACTION, AUTO_FOLDS)
+    r = n / SMALL_ROWS
+    growth = min(MAX_BATCH_GROWTH.get(kind, 4), 4 if r >= 16 else 2 if r >= 4 else 1)
+    steps = min(MAX_AUTO_STEPS, int(round(AUTO_STEPS * math.sqrt(r))))
+    return Scale(steps=steps, batch_growth=growth, eval_every=AUTO_EVAL_EVERY * steps // AUTO_STEPS,
+                 val_fraction=min(AUTO_VAL_FRACTION, MAX_AUTO_MONITOR_ROWS / n), folds=1)
 
 
 def auto_critic(x_dim: int, y_dim: int) -> str:
@@ -58,16 +115,20 @@ class EstimateOptions:
     critic: Any = "auto"
     bound_options: Mapping[str, Any] = field(default_factory=dict)
     critic_options: Mapping[str, Any] = field(default_factory=dict)
-    steps: int = 2000
+    #: optimiser steps of the trained critic (None: 2000, more above 20,000 rows: :func:`scale_for_rows`)
+    steps: int | None = None
+    #: training rows per step (None: per critic kind, larger above 80,000 rows: :func:`scale_for_rows`)
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float = 0.0
     #: decay of the moving average of the trained critic's weights that is monitored and kept
     #: (None: the raw weights)
     ema: float | None = 0.99
-    eval_every: int = 100
+    #: steps between evaluations on the monitor split (None: 100, more above 20,000 rows: :func:`scale_for_rows`)
+    eval_every: int | None = None
     patience: int = 5
-    val_fraction: float = 0.1
+    #: the monitor split's fraction of the rows (None: 0.1, at most 10,000 rows: :func:`scale_for_rows`)
+    val_fraction: float | None = None
     test_fraction: float = 0.2
     #: rows per held-out block (each block is scored against all its pairs)
     eval_batch: int | None = None
@@ -78,8 +139,9 @@ class EstimateOptions:
     copula: bool = True
     #: average a winning trained critic with ``ensemble - 1`` more trained from other seeds
     ensemble: int = 1
-    #: cross-fit the read-out of a refittable winner over this many folds (1: no)
-    folds: int = 5
+    #: cross-fit the read-out of a refittable winner over this many folds (1: no; None: 5 up to 20,000
+    #: rows, 1 above: :func:`scale_for_rows`)
+    folds: int | None = None
     #: stop training the trained critic once it cannot catch the copula candidate's monitor value
     #: (:mod:`mi_estimators.estimation.candidates.trained`); False trains it to its own early stop
     race: bool = True
@@ -108,19 +170,20 @@ class EstimateOptions:
             if not isinstance(value, Mapping):
                 raise ValueError(f"{name} must be a dict of keyword options, got {type(value).__name__}")
             object.__setattr__(self, name, dict(value))
-        for name in ("steps", "eval_every", "patience", "ensemble", "folds"):
+        for name in ("patience", "ensemble"):
             check.positive_int(name, getattr(self, name))
-        for name in ("batch_size", "eval_batch", "threads"):
+        for name in ("steps", "eval_every", "folds", "batch_size", "eval_batch", "threads"):
             check.optional(check.positive_int, name, getattr(self, name))
         check.integer("jackknife_groups", self.jackknife_groups, 0)
         check.optional(check.positive_float, "lr", self.lr)
         check.non_negative_float("weight_decay", self.weight_decay)
         check.optional(check.unit_interval_float, "ema", self.ema, "such as 0.99", open_left=True, open_right=True)
-        check.unit_interval_float("val_fraction", self.val_fraction, open_left=True, open_right=True)
+        check.optional(check.unit_interval_float, "val_fraction", self.val_fraction, open_left=True, open_right=True)
         check.unit_interval_float("test_fraction", self.test_fraction, open_left=True, open_right=True)
-        if self.val_fraction + self.test_fraction >= 1:
+        val = AUTO_VAL_FRACTION if self.val_fraction is None else self.val_fraction
+        if val + self.test_fraction >= 1:
             raise ValueError(f"val_fraction + test_fraction must be < 1 (the rest trains the critic), got "
-                             f"{self.val_fraction} + {self.test_fraction}")
+                             f"{val} + {self.test_fraction}")
         marginal_mode(self.standardize)
         if self.ensemble > 1 and isinstance(self.critic, nn.Module):
             raise ValueError("ensemble > 1 needs a critic given by name: a module cannot be re-initialised for "
@@ -137,13 +200,20 @@ class EstimateOptions:
         check.check_known(kwargs, [f.name for f in dataclasses.fields(cls)], "estimate() got an unknown option")
         return cls(**kwargs)
 
-    def resolve(self, x_dim: int, y_dim: int) -> "EstimateOptions":
-        """A copy with ``critic="auto"``, ``batch_size``, ``lr`` and ``eval_batch`` filled in."""
+    def resolve(self, x_dim: int, y_dim: int, n: int | None = None) -> "EstimateOptions":
+        """A copy with ``critic="auto"`` and every ``None`` size filled in for ``x_dim`` and ``y_dim``
+        columns and ``n`` rows (:func:`scale_for_rows`; n None: the sizes of 20,000 rows or fewer).
+        A value the caller gave is kept as given."""
         critic = auto_critic(x_dim, y_dim) if self.critic == "auto" else self.critic
         kind = "concat" if critic == "concat" else "separable"  # the sizes of any other critic
-        return dataclasses.replace(self, critic=critic, batch_size=self.batch_size or AUTO_BATCH[kind],
-                                   lr=self.lr or AUTO_LR[kind], eval_batch=self.eval_batch or AUTO_EVAL_BATCH[kind],
-                                   standardize=marginal_mode(self.standardize))
+        scale = scale_for_rows(n, kind)
+        steps = self.steps or scale.steps
+        return dataclasses.replace(
+            self, critic=critic, steps=steps, batch_size=self.batch_size or AUTO_BATCH[kind] * scale.batch_growth,
+            lr=self.lr or AUTO_LR[kind], eval_batch=self.eval_batch or AUTO_EVAL_BATCH[kind],
+            eval_every=self.eval_every or min(scale.eval_every, max(AUTO_EVAL_EVERY, steps // 20)),
+            val_fraction=scale.val_fraction if self.val_fraction is None else self.val_fraction,
+            folds=self.folds or scale.folds, standardize=marginal_mode(self.standardize))
 
 
 @dataclass(frozen=True)

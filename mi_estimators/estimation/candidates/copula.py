@@ -21,10 +21,16 @@ from mi_estimators.copula import DF_GRID, Canonical, EllipticalCopulaCritic, fit
 from mi_estimators.estimation.candidates.base import Candidate, Context
 from mi_estimators.fit import held_out
 
-__all__ = ["COPULA_MIN_ROWS_PER_DIM", "CopulaCandidate"]
+__all__ = ["COPULA_FIT_ROWS", "COPULA_GRID_ROWS", "COPULA_MIN_ROWS_PER_DIM", "CopulaCandidate"]
 
 #: the copula candidate needs at least this many training rows per column of x and y together
 COPULA_MIN_ROWS_PER_DIM = 10
+#: at large n the dispersions are fitted to the first this many training rows (a random subset: the
+#: correlations' error ~1/√rows is then 0.003, while each EM pass over all rows would cost O(n d²)), and
+#: (ν, k) is chosen on the first ``COPULA_GRID_ROWS`` monitor rows in blocks of ``COPULA_GRID_BLOCK``
+#: (each of the 42 grid points costs float64 score matrices); the chosen one's monitor value is then
+#: read on every monitor row in blocks of ``eval_batch``, as the other candidates'
+COPULA_FIT_ROWS, COPULA_GRID_ROWS, COPULA_GRID_BLOCK = 100_000, 4096, 1024
 
 
 class CopulaCandidate(Candidate):
@@ -46,21 +52,27 @@ class CopulaCandidate(Candidate):
         for a critic given as a module, or with fewer than ``COPULA_MIN_ROWS_PER_DIM`` training rows
         per column."""
         opts = ctx.opts
-        (xtr, ytr), (xva, yva) = ((a.detach().cpu().double().numpy() for a in pair) for pair in ctx.data[:2])
+        (xtr, ytr), (xva, yva) = ((a[:rows].detach().cpu().double().numpy() for a in pair)
+                                  for pair, rows in zip(ctx.data[:2], (COPULA_FIT_ROWS, COPULA_GRID_ROWS)))
         dx, dy = xtr.shape[1], ytr.shape[1]
         if not (opts.copula and isinstance(opts.critic, str) and len(xtr) >= COPULA_MIN_ROWS_PER_DIM * (dx + dy)):
             return None
         dv = registry.get("dv")
+        block = opts.eval_batch if len(ctx.data.monitor[0]) <= COPULA_GRID_ROWS else COPULA_GRID_BLOCK
         best: tuple[float, EllipticalCopulaCritic] | None = None
         for df in DF_GRID:
             canon = Canonical.of(fit_dispersion(t_scores(np.hstack([xtr, ytr]), df), df), dx)
             xt, yt = torch.as_tensor(t_scores(xva, df)), torch.as_tensor(t_scores(yva, df))
             for k in rank_grid(min(dx, dy)):
                 critic = EllipticalCopulaCritic(canon, df, k)
-                value, _ = held_out(critic.scores_t, dv, xt, yt, opts.eval_batch, groups=0)
+                value, _ = held_out(critic.scores_t, dv, xt, yt, block, groups=0)
                 if best is None or value > best[0]:
                     best = (value, critic)
         value, critic = best
+        xva, yva = ctx.data.monitor
+        if len(xva) > COPULA_GRID_ROWS:
+            xt, yt = (torch.as_tensor(t_scores(a.detach().cpu().double().numpy(), critic.df)) for a in (xva, yva))
+            value, _ = held_out(critic.scores_t, dv, xt, yt, opts.eval_batch, groups=0)
         return cls(critic, value)
 
     @property
