@@ -3,19 +3,24 @@
 Steps, each timed and recorded (a failing step is recorded with its error; the others still run):
 
 1. ``tests``: pytest on the tests that take a device (``-k on_device``): on CUDA when present.
-2. ``throughput``: DIM and AMDIM training images/s in fp32 and bf16 at batches of 256 and 512,
+2. ``estimate``: :func:`mi_estimators.estimate` with the same seed on the device and on the CPU, on
+   registered tasks at n = 5,000: seconds, ``mi``, ``stderr`` and the chosen candidate of each, and
+   whether the two agree within ``AGREE_SE`` combined standard errors; whether the call gave the
+   caller's CPU and CUDA random states back; then, on the device only and as long as time allows
+   (a subprocess with a timeout), one task at n = 10⁶.
+3. ``throughput``: DIM and AMDIM training images/s in fp32 and bf16 at batches of 256 and 512,
    through the trainers themselves (augmentation on the device included; the second epoch of a
    two-epoch run on synthetic images, so that warm-up is left out).
-3. ``staircase``: the all-bounds staircase engine (every bound on one stacked critic,
+4. ``staircase``: the all-bounds staircase engine (every bound on one stacked critic,
    :func:`mi_estimators.fit.train_stacked`) against plain per-bound loops, ms per step
    (Poole et al.'s setting of ``benchmarks/bench_staircase.py``).
-4. ``nce_max``: the largest negative set of the memory-efficient NCE
+5. ``nce_max``: the largest negative set of the memory-efficient NCE
    (:func:`mi_estimators.nce.nce_loss_features`, forward + backward) that fits in device memory,
    and the same for a plain autograd implementation: the number of consequent images doubles
    until out of memory, then bisects.
-5. ``fashion_mnist``: a full Fashion-MNIST AMDIM run (60,000 training images, bf16) to its
+6. ``fashion_mnist``: a full Fashion-MNIST AMDIM run (60,000 training images, bf16) to its
    linear probe, with as many epochs as the remaining time allows at the throughput measured
-   in step 2.
+   in step 3.
 
 ``--dry-run`` runs every step tiny on the CPU (well under a minute; the test suite runs it): the
 same code paths, out-of-memory included (a simulated capacity raises ``torch.OutOfMemoryError``),
@@ -94,6 +99,93 @@ def run_tests(check: Check) -> dict:
 
 # ---------------------------------------------------------------------------------------------- 2
 
+#: estimate() on both devices: these registered tasks at ESTIMATE_N rows (the dry run: the first two, tiny)
+ESTIMATE_TASKS = ("gauss-5x5-mi2", "spiral-gauss-2pair-5x5", "mixture-waves-2x1")
+ESTIMATE_N = 5000
+#: the device's and the CPU's estimates agree when they differ by at most this many combined stderrs
+AGREE_SE = 4.0
+#: then this task at LARGE_N rows on the device alone, in a subprocess stopped after at most
+#: LARGE_MAX_S, run only when that leaves LARGE_RESERVE_S for the later steps and gives it LARGE_MIN_S
+LARGE_TASK, LARGE_N = "spiral-gauss-2pair-5x5", 10**6
+LARGE_MIN_S, LARGE_MAX_S, LARGE_RESERVE_S = 60.0, 180.0, 300.0
+#: the subprocess of the large run: prints one JSON line, _estimate_once's result
+LARGE_CODE = ("import json, sys; sys.path.insert(0, sys.argv[1]); import gpu_check; "
+              "print(json.dumps(gpu_check._estimate_once(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
+              "**json.loads(sys.argv[5]))))")
+
+
+def _estimate_once(task: str, n: int, device: str, **options) -> dict:
+    """``estimate()`` of ``task``'s sample of ``n`` rows (seed 0) on ``device``: wall and CPU
+    seconds, ``mi``, ``stderr``, the chosen candidate and the device the settings report."""
+    import mi_estimators as mie
+
+    x, y = mie.get(task, kind="tasks").sample(n, seed=0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    r = mie.estimate(x, y, device=device, seed=0, progress=False, **options)
+    return {"seconds": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
+            "mi": r.mi, "stderr": r.stderr, "chosen": r.settings.chosen_critic, "settings_device": r.settings.device}
+
+
+def _process_state(device: torch.device) -> list:
+    """What estimate() promises to give back: the torch thread count and the CPU (and CUDA) random states."""
+    cuda = [torch.cuda.get_rng_state(device).tolist()] if device.type == "cuda" else []
+    return [torch.get_num_threads(), torch.get_rng_state().tolist(), *cuda]
+
+
+def estimate(check: Check) -> dict:
+    """The device's estimates against the CPU's (module docstring, step 2)."""
+    dev, dry = str(check.device), check.dry
+    options = {"steps": 40, "eval_every": 20} if dry else {}
+    n = 400 if dry else ESTIMATE_N
+    out: dict = {"n": n, "agree_se": AGREE_SE, "options": options,
+                 "warmup_s": _estimate_once(ESTIMATE_TASKS[0], 300, dev, steps=20)["seconds"], "tasks": {}}
+    for name in ESTIMATE_TASKS[:2] if dry else ESTIMATE_TASKS:
+        before = _process_state(check.device)
+        on_device = _estimate_once(name, n, dev, **options)
+        restored = before == _process_state(check.device)
+        on_cpu = _estimate_once(name, n, "cpu", **options)
+        combined = math.hypot(on_device["stderr"], on_cpu["stderr"])
+        diff = on_device["mi"] - on_cpu["mi"]
+        out["tasks"][name] = {"truth": _truth(name), "device": on_device, "cpu": on_cpu, "diff": diff,
+                              "combined_stderr": combined, "agree": bool(abs(diff) <= AGREE_SE * combined),
+                              "same_chosen": on_device["chosen"] == on_cpu["chosen"],
+                              "state_restored": restored}
+    first = ESTIMATE_TASKS[0]
+    out["repeat_same_mi"] = _estimate_once(first, n, dev, **options)["mi"] == out["tasks"][first]["device"]["mi"]
+    out["agree_all"] = all(t["agree"] for t in out["tasks"].values())
+    out["large"] = _large(check, options)
+    return out
+
+
+def _truth(name: str) -> float:
+    import mi_estimators as mie
+
+    return float(mie.get(name, kind="tasks").mi)
+
+
+def _large(check: Check, options: dict) -> dict:
+    """``LARGE_TASK`` at ``LARGE_N`` rows on the device alone (the dry run: 3,000 rows on the CPU),
+    in a subprocess with a timeout so that it cannot eat the later steps' time."""
+    n = 3000 if check.dry else LARGE_N
+    limit = LARGE_MAX_S if check.dry else min(LARGE_MAX_S, check.left() - LARGE_RESERVE_S)
+    out = {"task": LARGE_TASK, "n": n, "limit_s": round(limit, 1)}
+    if limit < LARGE_MIN_S:
+        return {**out, "skipped": f"{check.left():.0f} s left"}
+    threads = 1 if check.dry else min(16, os.cpu_count() or 1)
+    cmd = [sys.executable, "-c", LARGE_CODE, str(Path(__file__).resolve().parent), LARGE_TASK, str(n),
+           str(check.device), json.dumps({**options, "threads": threads})]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {**out, "timed_out": True}
+    if proc.returncode != 0:
+        raise RuntimeError(f"the large run exited {proc.returncode}: {proc.stderr[-500:]}")
+    return {**out, "threads": threads, "truth": _truth(LARGE_TASK),
+            **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+# ---------------------------------------------------------------------------------------------- 3
+
 
 def _synthetic(n: int, size: int = 28, seed: int = 0):
     from mi_estimators.training import ImageData
@@ -133,7 +225,7 @@ def throughput(check: Check) -> dict:
     return {"images_per_s": rates}
 
 
-# ---------------------------------------------------------------------------------------------- 3
+# ---------------------------------------------------------------------------------------------- 4
 
 
 def staircase(check: Check) -> dict:
@@ -188,7 +280,7 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-# ---------------------------------------------------------------------------------------------- 4
+# ---------------------------------------------------------------------------------------------- 5
 
 
 def _nce_trial(check: Check, method: str, nb: int, na: int, nc: int, d: int, capacity: int | None) -> None:
@@ -244,7 +336,7 @@ def nce_max(check: Check) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- 5
+# ---------------------------------------------------------------------------------------------- 6
 
 
 def fashion_mnist(check: Check) -> dict:
@@ -284,8 +376,8 @@ def _epochs_for(check: Check, rate: float | None, n: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-STEPS = {"tests": run_tests, "throughput": throughput, "staircase": staircase, "nce_max": nce_max,
-         "fashion_mnist": fashion_mnist}
+STEPS = {"tests": run_tests, "estimate": estimate, "throughput": throughput, "staircase": staircase,
+         "nce_max": nce_max, "fashion_mnist": fashion_mnist}
 
 
 def markdown(results: dict) -> str:
