@@ -3,11 +3,12 @@
 Steps, each timed and recorded (a failing step is recorded with its error; the others still run):
 
 1. ``tests``: pytest on the tests that take a device (``-k on_device``): on CUDA when present.
-2. ``estimate``: :func:`mi_estimators.estimate` with the same seed on the device and on the CPU, on
-   registered tasks at n = 5,000: seconds, ``mi``, ``stderr`` and the chosen candidate of each, and
-   whether the two agree within ``AGREE_SE`` combined standard errors; whether the call gave the
-   caller's CPU and CUDA random states back; then, on the device only and as long as time allows
-   (a subprocess with a timeout), one task at n = 10⁶.
+2. ``estimate``: :func:`mi_estimators.estimate` with the same seed on the device and on the CPU (in
+   subprocesses, one core each, beside the device's runs), on registered tasks at n = 5,000:
+   seconds, ``mi``, ``stderr`` and the chosen candidate of each, and whether the two agree within
+   ``AGREE_SE`` combined standard errors; whether the call gave the caller's thread count and CPU
+   and CUDA random states back; then, on the device only and as long as time allows (a subprocess
+   with a timeout), one task at n = 10⁶.
 3. ``throughput``: DIM and AMDIM training images/s in fp32 and bf16 at batches of 256 and 512,
    through the trainers themselves (augmentation on the device included; the second epoch of a
    two-epoch run on synthetic images, so that warm-up is left out).
@@ -108,10 +109,10 @@ AGREE_SE = 4.0
 #: LARGE_MAX_S, run only when that leaves LARGE_RESERVE_S for the later steps and gives it LARGE_MIN_S
 LARGE_TASK, LARGE_N = "spiral-gauss-2pair-5x5", 10**6
 LARGE_MIN_S, LARGE_MAX_S, LARGE_RESERVE_S = 60.0, 180.0, 300.0
-#: the subprocess of the large run: prints one JSON line, _estimate_once's result
-LARGE_CODE = ("import json, sys; sys.path.insert(0, sys.argv[1]); import gpu_check; "
-              "print(json.dumps(gpu_check._estimate_once(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
-              "**json.loads(sys.argv[5]))))")
+#: a subprocess that prints _warm_estimate's result as one JSON line (the CPU's runs, the large run)
+RUN_CODE = ("import json, sys; sys.path.insert(0, sys.argv[1]); import gpu_check; "
+            "print(json.dumps(gpu_check._warm_estimate(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
+            "**json.loads(sys.argv[5]))))")
 
 
 def _estimate_once(task: str, n: int, device: str, **options) -> dict:
@@ -126,6 +127,33 @@ def _estimate_once(task: str, n: int, device: str, **options) -> dict:
             "mi": r.mi, "stderr": r.stderr, "chosen": r.settings.chosen_critic, "settings_device": r.settings.device}
 
 
+def _warm_estimate(task: str, n: int, device: str, **options) -> dict:
+    """:func:`_estimate_once` after a tiny call that leaves the first call's costs (imports, CUDA's
+    start) out of the timing, as the device's warm-up does in the main process."""
+    _estimate_once(task, 300, device, steps=5, threads=options.get("threads", 1))
+    return _estimate_once(task, n, device, **options)
+
+
+def _spawn(task: str, n: int, device: str, options: dict) -> subprocess.Popen:
+    """:func:`_warm_estimate` in a subprocess (its own core: the CPU's runs go on beside the device's)."""
+    cmd = [sys.executable, "-c", RUN_CODE, str(Path(__file__).resolve().parent), task, str(n), device,
+           json.dumps(options)]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _collect(proc: subprocess.Popen, limit: float) -> dict:
+    """The result of a :func:`_spawn`, or ``{"timed_out": True}`` (and the subprocess killed) after ``limit`` s."""
+    try:
+        out, err = proc.communicate(timeout=max(1.0, limit))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"timed_out": True}
+    if proc.returncode != 0:
+        raise RuntimeError(f"estimate() in a subprocess exited {proc.returncode}: {err[-500:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _process_state(device: torch.device) -> list:
     """What estimate() promises to give back: the torch thread count and the CPU (and CUDA) random states."""
     cuda = [torch.cuda.get_rng_state(device).tolist()] if device.type == "cuda" else []
@@ -133,33 +161,46 @@ def _process_state(device: torch.device) -> list:
 
 
 def estimate(check: Check) -> dict:
-    """The device's estimates against the CPU's (module docstring, step 2)."""
+    """The device's estimates against the CPU's (module docstring, step 2); the CPU's run in
+    subprocesses, one core each, while the device's run here."""
     dev, dry = str(check.device), check.dry
     options = {"steps": 40, "eval_every": 20} if dry else {}
     n = 400 if dry else ESTIMATE_N
-    out: dict = {"n": n, "agree_se": AGREE_SE, "options": options,
-                 "warmup_s": _estimate_once(ESTIMATE_TASKS[0], 300, dev, steps=20)["seconds"], "tasks": {}}
-    for name in ESTIMATE_TASKS[:2] if dry else ESTIMATE_TASKS:
-        if check.left() < LARGE_RESERVE_S:
-            out["tasks"][name] = {"skipped": f"{check.left():.0f} s left"}
-            continue
-        before = _process_state(check.device)
-        on_device = _estimate_once(name, n, dev, **options)
-        restored = before == _process_state(check.device)
-        on_cpu = _estimate_once(name, n, "cpu", **options)
-        combined = math.hypot(on_device["stderr"], on_cpu["stderr"])
-        diff = on_device["mi"] - on_cpu["mi"]
-        out["tasks"][name] = {"truth": _truth(name), "device": on_device, "cpu": on_cpu, "diff": diff,
-                              "combined_stderr": combined, "agree": bool(abs(diff) <= AGREE_SE * combined),
-                              "same_chosen": on_device["chosen"] == on_cpu["chosen"],
-                              "cpu_over_device_seconds": round(on_cpu["seconds"] / on_device["seconds"], 2),
-                              "state_restored": restored}
+    names = ESTIMATE_TASKS[:2] if dry else ESTIMATE_TASKS
+    on_cpu = {name: _spawn(name, n, "cpu", options) for name in names}
+    try:
+        out: dict = {"n": n, "agree_se": AGREE_SE, "options": options,
+                     "warmup_s": _estimate_once(ESTIMATE_TASKS[0], 300, dev, steps=20)["seconds"], "tasks": {}}
+        for name in names:
+            out["tasks"][name] = _compare(check, name, n, options, on_cpu[name])
+    finally:
+        for proc in on_cpu.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     first = out["tasks"][ESTIMATE_TASKS[0]]
     if "device" in first:  # the same call again on the device: the same estimate?
         out["repeat_same_mi"] = _estimate_once(ESTIMATE_TASKS[0], n, dev, **options)["mi"] == first["device"]["mi"]
     out["agree_all"] = all(t.get("agree", False) for t in out["tasks"].values())
     out["large"] = _large(check, options)
     return out
+
+
+def _compare(check: Check, name: str, n: int, options: dict, cpu_run: subprocess.Popen) -> dict:
+    """One task on the device (here) against the CPU (``cpu_run``, a subprocess)."""
+    if check.left() < LARGE_RESERVE_S:
+        return {"skipped": f"{check.left():.0f} s left"}
+    before = _process_state(check.device)
+    on_device = _estimate_once(name, n, str(check.device), **options)
+    restored = before == _process_state(check.device)
+    on_cpu = _collect(cpu_run, check.left() - LARGE_RESERVE_S)
+    if on_cpu.get("timed_out"):
+        return {"device": on_device, "cpu": on_cpu, "state_restored": restored}
+    combined = math.hypot(on_device["stderr"], on_cpu["stderr"])
+    diff = on_device["mi"] - on_cpu["mi"]
+    return {"truth": _truth(name), "device": on_device, "cpu": on_cpu, "diff": diff, "combined_stderr": combined,
+            "agree": bool(abs(diff) <= AGREE_SE * combined), "same_chosen": on_device["chosen"] == on_cpu["chosen"],
+            "cpu_over_device_seconds": round(on_cpu["seconds"] / on_device["seconds"], 2), "state_restored": restored}
 
 
 def _truth(name: str) -> float:
@@ -177,16 +218,8 @@ def _large(check: Check, options: dict) -> dict:
     if limit < LARGE_MIN_S:
         return {**out, "skipped": f"{check.left():.0f} s left"}
     threads = 1 if check.dry else min(16, os.cpu_count() or 1)
-    cmd = [sys.executable, "-c", LARGE_CODE, str(Path(__file__).resolve().parent), LARGE_TASK, str(n),
-           str(check.device), json.dumps({**options, "threads": threads})]
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        return {**out, "timed_out": True}
-    if proc.returncode != 0:
-        raise RuntimeError(f"the large run exited {proc.returncode}: {proc.stderr[-500:]}")
-    return {**out, "threads": threads, "truth": _truth(LARGE_TASK),
-            **json.loads(proc.stdout.strip().splitlines()[-1])}
+    result = _collect(_spawn(LARGE_TASK, n, str(check.device), {**options, "threads": threads}), limit)
+    return {**out, "threads": threads, "truth": _truth(LARGE_TASK), **result}
 
 
 # ---------------------------------------------------------------------------------------------- 3

@@ -356,8 +356,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     stopper = EarlyStopping(config.patience)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
-    stopped, step, averaged = False, 0, False
-    pending: list[Tensor] = []  # the training estimates since the last check, still on the device
+    stopped, step, averaged, pending = False, 0, False, []  # pending: training estimates still on the device
     critic.train()
     for step in range(1, config.steps + 1):
         idx = next(batches)
