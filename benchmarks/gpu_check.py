@@ -3,19 +3,25 @@
 Steps, each timed and recorded (a failing step is recorded with its error; the others still run):
 
 1. ``tests``: pytest on the tests that take a device (``-k on_device``): on CUDA when present.
-2. ``throughput``: DIM and AMDIM training images/s in fp32 and bf16 at batches of 256 and 512,
+2. ``estimate``: :func:`mi_estimators.estimate` with the same seed on the device and on the CPU (in
+   subprocesses, one core each, beside the device's runs), on registered tasks at n = 5,000:
+   seconds, ``mi``, ``stderr`` and the chosen candidate of each, and whether the two agree within
+   ``AGREE_SE`` combined standard errors; whether the call gave the caller's thread count and CPU
+   and CUDA random states back; then, on the device only and as long as time allows (a subprocess
+   with a timeout), one task at n = 10⁶.
+3. ``throughput``: DIM and AMDIM training images/s in fp32 and bf16 at batches of 256 and 512,
    through the trainers themselves (augmentation on the device included; the second epoch of a
    two-epoch run on synthetic images, so that warm-up is left out).
-3. ``staircase``: the all-bounds staircase engine (every bound on one stacked critic,
+4. ``staircase``: the all-bounds staircase engine (every bound on one stacked critic,
    :func:`mi_estimators.fit.train_stacked`) against plain per-bound loops, ms per step
    (Poole et al.'s setting of ``benchmarks/bench_staircase.py``).
-4. ``nce_max``: the largest negative set of the memory-efficient NCE
+5. ``nce_max``: the largest negative set of the memory-efficient NCE
    (:func:`mi_estimators.nce.nce_loss_features`, forward + backward) that fits in device memory,
    and the same for a plain autograd implementation: the number of consequent images doubles
    until out of memory, then bisects.
-5. ``fashion_mnist``: a full Fashion-MNIST AMDIM run (60,000 training images, bf16) to its
+6. ``fashion_mnist``: a full Fashion-MNIST AMDIM run (60,000 training images, bf16) to its
    linear probe, with as many epochs as the remaining time allows at the throughput measured
-   in step 2.
+   in step 3.
 
 ``--dry-run`` runs every step tiny on the CPU (well under a minute; the test suite runs it): the
 same code paths, out-of-memory included (a simulated capacity raises ``torch.OutOfMemoryError``),
@@ -94,6 +100,130 @@ def run_tests(check: Check) -> dict:
 
 # ---------------------------------------------------------------------------------------------- 2
 
+#: estimate() on both devices: these registered tasks at ESTIMATE_N rows (the dry run: the first two, tiny)
+ESTIMATE_TASKS = ("gauss-5x5-mi2", "spiral-gauss-2pair-5x5", "mixture-waves-2x1")
+ESTIMATE_N = 5000
+#: the device's and the CPU's estimates agree when they differ by at most this many combined stderrs
+AGREE_SE = 4.0
+#: then this task at LARGE_N rows on the device alone, in a subprocess stopped after at most
+#: LARGE_MAX_S, run only when that leaves LARGE_RESERVE_S for the later steps and gives it LARGE_MIN_S
+LARGE_TASK, LARGE_N = "spiral-gauss-2pair-5x5", 10**6
+LARGE_MIN_S, LARGE_MAX_S, LARGE_RESERVE_S = 60.0, 180.0, 300.0
+#: a subprocess that prints _warm_estimate's result as one JSON line (the CPU's runs, the large run)
+RUN_CODE = ("import json, sys; sys.path.insert(0, sys.argv[1]); import gpu_check; "
+            "print(json.dumps(gpu_check._warm_estimate(sys.argv[2], int(sys.argv[3]), sys.argv[4], "
+            "**json.loads(sys.argv[5]))))")
+
+
+def _estimate_once(task: str, n: int, device: str, **options) -> dict:
+    """``estimate()`` of ``task``'s sample of ``n`` rows (seed 0) on ``device``: wall and CPU
+    seconds, ``mi``, ``stderr``, the chosen candidate and the device the settings report."""
+    import mi_estimators as mie
+
+    x, y = mie.get(task, kind="tasks").sample(n, seed=0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    r = mie.estimate(x, y, device=device, seed=0, progress=False, **options)
+    return {"seconds": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
+            "mi": r.mi, "stderr": r.stderr, "chosen": r.settings.chosen_critic, "settings_device": r.settings.device}
+
+
+def _warm_estimate(task: str, n: int, device: str, **options) -> dict:
+    """:func:`_estimate_once` after a tiny call that leaves the first call's costs (imports, CUDA's
+    start) out of the timing, as the device's warm-up does in the main process."""
+    _estimate_once(task, 300, device, steps=5, threads=options.get("threads", 1))
+    return _estimate_once(task, n, device, **options)
+
+
+def _spawn(task: str, n: int, device: str, options: dict) -> subprocess.Popen:
+    """:func:`_warm_estimate` in a subprocess (its own core: the CPU's runs go on beside the device's)."""
+    cmd = [sys.executable, "-c", RUN_CODE, str(Path(__file__).resolve().parent), task, str(n), device,
+           json.dumps(options)]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _collect(proc: subprocess.Popen, limit: float) -> dict:
+    """The result of a :func:`_spawn`, or ``{"timed_out": True}`` (and the subprocess killed) after ``limit`` s."""
+    try:
+        out, err = proc.communicate(timeout=max(1.0, limit))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return {"timed_out": True}
+    if proc.returncode != 0:
+        raise RuntimeError(f"estimate() in a subprocess exited {proc.returncode}: {err[-500:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _process_state(device: torch.device) -> list:
+    """What estimate() promises to give back: the torch thread count and the CPU (and CUDA) random states."""
+    cuda = [torch.cuda.get_rng_state(device).tolist()] if device.type == "cuda" else []
+    return [torch.get_num_threads(), torch.get_rng_state().tolist(), *cuda]
+
+
+def estimate(check: Check) -> dict:
+    """The device's estimates against the CPU's (module docstring, step 2); the CPU's run in
+    subprocesses, one core each, while the device's run here."""
+    dev, dry = str(check.device), check.dry
+    options = {"steps": 40, "eval_every": 20} if dry else {}
+    n = 400 if dry else ESTIMATE_N
+    names = ESTIMATE_TASKS[:2] if dry else ESTIMATE_TASKS
+    on_cpu = {name: _spawn(name, n, "cpu", options) for name in names}
+    try:
+        out: dict = {"n": n, "agree_se": AGREE_SE, "options": options,
+                     "warmup_s": _estimate_once(ESTIMATE_TASKS[0], 300, dev, steps=20)["seconds"], "tasks": {}}
+        for name in names:
+            out["tasks"][name] = _compare(check, name, n, options, on_cpu[name])
+    finally:
+        for proc in on_cpu.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    first = out["tasks"][ESTIMATE_TASKS[0]]
+    if "device" in first:  # the same call again on the device: the same estimate?
+        out["repeat_same_mi"] = _estimate_once(ESTIMATE_TASKS[0], n, dev, **options)["mi"] == first["device"]["mi"]
+    out["agree_all"] = all(t.get("agree", False) for t in out["tasks"].values())
+    out["large"] = _large(check, options)
+    return out
+
+
+def _compare(check: Check, name: str, n: int, options: dict, cpu_run: subprocess.Popen) -> dict:
+    """One task on the device (here) against the CPU (``cpu_run``, a subprocess)."""
+    if check.left() < LARGE_RESERVE_S:
+        return {"skipped": f"{check.left():.0f} s left"}
+    before = _process_state(check.device)
+    on_device = _estimate_once(name, n, str(check.device), **options)
+    restored = before == _process_state(check.device)
+    on_cpu = _collect(cpu_run, check.left() - LARGE_RESERVE_S)
+    if on_cpu.get("timed_out"):
+        return {"device": on_device, "cpu": on_cpu, "state_restored": restored}
+    combined = math.hypot(on_device["stderr"], on_cpu["stderr"])
+    diff = on_device["mi"] - on_cpu["mi"]
+    return {"truth": _truth(name), "device": on_device, "cpu": on_cpu, "diff": diff, "combined_stderr": combined,
+            "agree": bool(abs(diff) <= AGREE_SE * combined), "same_chosen": on_device["chosen"] == on_cpu["chosen"],
+            "cpu_over_device_seconds": round(on_cpu["seconds"] / on_device["seconds"], 2), "state_restored": restored}
+
+
+def _truth(name: str) -> float:
+    import mi_estimators as mie
+
+    return float(mie.get(name, kind="tasks").mi)
+
+
+def _large(check: Check, options: dict) -> dict:
+    """``LARGE_TASK`` at ``LARGE_N`` rows on the device alone (the dry run: 600 rows on the CPU),
+    in a subprocess with a timeout so that it cannot eat the later steps' time."""
+    n = 600 if check.dry else LARGE_N
+    limit = LARGE_MAX_S if check.dry else min(LARGE_MAX_S, check.left() - LARGE_RESERVE_S)
+    out = {"task": LARGE_TASK, "n": n, "limit_s": round(limit, 1)}
+    if limit < LARGE_MIN_S:
+        return {**out, "skipped": f"{check.left():.0f} s left"}
+    threads = 1 if check.dry else min(16, os.cpu_count() or 1)
+    result = _collect(_spawn(LARGE_TASK, n, str(check.device), {**options, "threads": threads}), limit)
+    return {**out, "threads": threads, "truth": _truth(LARGE_TASK), **result}
+
+
+# ---------------------------------------------------------------------------------------------- 3
+
 
 def _synthetic(n: int, size: int = 28, seed: int = 0):
     from mi_estimators.training import ImageData
@@ -133,7 +263,7 @@ def throughput(check: Check) -> dict:
     return {"images_per_s": rates}
 
 
-# ---------------------------------------------------------------------------------------------- 3
+# ---------------------------------------------------------------------------------------------- 4
 
 
 def staircase(check: Check) -> dict:
@@ -188,7 +318,7 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-# ---------------------------------------------------------------------------------------------- 4
+# ---------------------------------------------------------------------------------------------- 5
 
 
 def _nce_trial(check: Check, method: str, nb: int, na: int, nc: int, d: int, capacity: int | None) -> None:
@@ -244,7 +374,7 @@ def nce_max(check: Check) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------------------- 5
+# ---------------------------------------------------------------------------------------------- 6
 
 
 def fashion_mnist(check: Check) -> dict:
@@ -284,8 +414,8 @@ def _epochs_for(check: Check, rate: float | None, n: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-STEPS = {"tests": run_tests, "throughput": throughput, "staircase": staircase, "nce_max": nce_max,
-         "fashion_mnist": fashion_mnist}
+STEPS = {"tests": run_tests, "estimate": estimate, "throughput": throughput, "staircase": staircase,
+         "nce_max": nce_max, "fashion_mnist": fashion_mnist}
 
 
 def markdown(results: dict) -> str:

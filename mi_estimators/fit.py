@@ -40,12 +40,19 @@ __all__ = ["EarlyStopping", "FitConfig", "FitResult", "Race", "fit_critic", "flu
 # process state, restored on exit
 # --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block and give the caller's state back on exit
-    (``seed=None``: nothing is seeded, the state is still restored)."""
-    with torch.random.fork_rng(devices=[]):
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Seed torch's CPU generator inside the block, and that of ``device`` when it is a CUDA device,
+    and give the caller's states back on exit (``seed=None``: nothing is seeded, the states are still
+    restored). No other device's generator is touched (:func:`torch.manual_seed` would seed every
+    CUDA device and leave them changed)."""
+    cuda = [] if device is None or device.type != "cuda" else [
+        torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=cuda):
         if seed is not None:
-            torch.manual_seed(seed)
+            torch.random.default_generator.manual_seed(seed)
+            for index in cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
         yield
 
 
@@ -379,20 +386,22 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
     stopped, step, averaged, bests, lost = False, 0, False, [], False
+    pending: list[Tensor] = []  # training estimates still on the device
     critic.train()
     for step in range(1, config.steps + 1):
         idx = next(batches)
         with finite_checks(False):  # a NaN/Inf score makes the value below non-finite: checked there
-            value = float(train_step(critic, [bound], optimizer, train[0][idx], train[1][idx])[0])
+            value, loss = value_and_loss(bound, per_model(critic(train[0][idx], train[1][idx]), 0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        pending.append(value.detach())
         if average is not None:
             average.update()
-        if not math.isfinite(value):
-            raise ValueError(f"training diverged at step {step} (the training estimate is {value}); "
-                             "lower lr or use a clipped bound (smile)")
-        history["step"].append(step)
-        history["train"].append(value)
         if progress is not None:
             progress.update(1)
+        if step % config.eval_every == 0 or step == config.steps:
+            _record_training(pending, step, history)
         if monitor is not None and (step % config.eval_every == 0 or step == config.steps):
             model, monitor_value = _best_on_monitor(models, bound, monitor, config.block)
             critic.train()
@@ -409,6 +418,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             if done or lost:
                 stopped = step < config.steps
                 break
+    _record_training(pending, step, history)
     if monitor is None:
         if average is not None:
             critic.load_state_dict(average.module.state_dict())
@@ -416,6 +426,23 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
         return FitResult(step, math.nan, False, history, average is not None)
     stopper.restore(critic).eval()
     return FitResult(stopper.best_step, stopper.best, stopped, history, averaged, lost)
+
+
+def _record_training(pending: list[Tensor], step: int, history: dict[str, list]) -> None:
+    """Move the training estimates of the steps up to ``step`` from the device into ``history``
+    (one transfer, not one per step: a per-step ``float()`` waits for the GPU every step) and empty
+    ``pending``. Raises ``ValueError`` at the first non-finite one: training diverged."""
+    if not pending:
+        return
+    values = torch.stack(pending).float().cpu().tolist()
+    first = step - len(values) + 1
+    pending.clear()
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise ValueError(f"training diverged at step {first + i} (the training estimate is {value}); "
+                             "lower lr or use a clipped bound (smile)")
+    history["step"].extend(range(first, step + 1))
+    history["train"].extend(values)
 
 
 def _best_on_monitor(models: list[nn.Module], bound: Any, monitor: tuple[Tensor, Tensor],

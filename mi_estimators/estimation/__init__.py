@@ -66,7 +66,7 @@ import numpy as np
 
 from mi_estimators.arrays import check_pair
 from mi_estimators.columns import screen
-from mi_estimators.device import resolve_device
+from mi_estimators.device import resolve_device, with_index
 from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
 from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
@@ -109,13 +109,13 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     x, y = check_pair(x, y)
     x, y, columns = screen(x, y)                                                      # 0
     opts = opts.resolve(x.shape[1], y.shape[1], x.shape[0])
-    device = resolve_device(opts.device)
+    device = with_index(resolve_device(opts.device))
     if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
         return EstimateResult.exact(columns, opts, str(device), x.shape[0])
     sides = discrete_sides(x, y, opts.discrete)                                       # 0b
     if len(sides) == 2:
         return contingency_estimate(sides, opts, columns, str(device))
-    with threads(opts.threads), flush_denormals(), seeded(opts.seed):
+    with threads(opts.threads), flush_denormals(), seeded(opts.seed, device):
         rng = np.random.default_rng(opts.seed)
         ctx = Context(split(x, y, opts, rng, device), opts, rng, device)             # 1
         copula = CopulaCandidate.fit(ctx)                                             # 2

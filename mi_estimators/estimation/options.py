@@ -152,6 +152,7 @@ class EstimateOptions:
     #: on inputs too wide for the copula candidate, let a trained critic on ridge-CCA variates chosen
     #: on the monitor split compete (:mod:`mi_estimators.estimation.candidates.reduced`)
     reduce: bool = True
+    #: "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"; ``settings.device`` names the index used
     device: str | torch.device | None = "auto"
     seed: int | None = 0
     #: a tqdm bar (None: when stderr is a terminal)
@@ -221,6 +222,7 @@ class EstimateSettings:
     """What :func:`estimate` did: the resolved options and what the run decided."""
 
     options: EstimateOptions
+    #: the device the call ran on, with its index ("cpu", "cuda:0")
     device: str
     n: int
     n_train: int

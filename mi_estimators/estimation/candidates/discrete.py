@@ -128,7 +128,8 @@ class HalfDropout(nn.Module):
             raise RuntimeError("HalfDropout needs its generator (.rng) while training")
         m = h.numel()
         bits = np.unpackbits(np.frombuffer(self.rng.bytes((m + 7) // 8), np.uint8), count=m).reshape(h.shape)
-        return h * torch.from_numpy(bits).to(device=h.device, dtype=h.dtype) * 2.0
+        # non_blocking: a host-to-device copy that does not wait for the device's queue
+        return h * torch.from_numpy(bits).to(h.device, non_blocking=True).to(h.dtype) * 2.0
 
 
 def _roles(side: str, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -167,7 +168,8 @@ def _train(critic: ClassifierCritic, train: tuple[Tensor, Tensor], monitor: tupl
     best, best_step, best_state, waited, step = math.inf, steps, None, 0, 0
     while step < steps:
         live.train()
-        for rows in np.array_split(rng.permutation(n), per_epoch):
+        order = torch.as_tensor(rng.permutation(n), device=inputs.device)  # one transfer an epoch
+        for rows in torch.tensor_split(order, per_epoch):  # the sizes of np.array_split
             loss = nn.functional.cross_entropy(live(inputs[rows]), codes[rows])
             opt.zero_grad()
             loss.backward()

@@ -243,7 +243,7 @@ class TrainedCandidate(Candidate):
             return self
         members = [self.critic]
         for k in range(1, opts.ensemble):
-            with seeded(None if opts.seed is None else opts.seed + 1000 * k):
+            with seeded(None if opts.seed is None else opts.seed + 1000 * k, ctx.device):
                 critic = _build(opts, *ctx.data.train, self.rank, self.reduction).to(ctx.device)
             _monitored_fit(critic, self.bound, ctx.data, opts, np.random.default_rng([opts.seed or 0, k]))
             members.append(critic)
