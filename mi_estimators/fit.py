@@ -16,7 +16,6 @@ copy as if it were trained alone. Each bound's estimate is read from the same pa
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
@@ -31,64 +30,10 @@ from mi_estimators import options as check
 from mi_estimators.bounds.base import finite_checks, value_and_loss
 from mi_estimators.critics import ConcatCritic
 from mi_estimators.jackknife import jackknife_variance
+from mi_estimators.process import flush_denormals, flushing_denormals, seeded, threads
 
 __all__ = ["EarlyStopping", "FitConfig", "FitResult", "Race", "fit_critic", "flush_denormals", "flushing_denormals",
            "held_out", "make_adam", "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
-
-
-# --------------------------------------------------------------------------------------------
-# process state, restored on exit
-# --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block, and that of ``device`` when it is a CUDA device,
-    and give the caller's states back on exit (``seed=None``: nothing is seeded, the states are still
-    restored). No other device's generator is touched (:func:`torch.manual_seed` would seed every
-    CUDA device and leave them changed)."""
-    cuda = [] if device is None or device.type != "cuda" else [
-        torch.cuda.current_device() if device.index is None else device.index]
-    with torch.random.fork_rng(devices=cuda):
-        if seed is not None:
-            torch.random.default_generator.manual_seed(seed)
-            for index in cuda:
-                with torch.cuda.device(index):
-                    torch.cuda.manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
-def threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads, then restore the caller's count (None: as is)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def flushing_denormals() -> bool:
-    """Whether this thread flushes denormal floats to zero (:func:`torch.set_flush_denormal`): then
-    the denormal 1e-323 reads back as 0 (the test in torch's documentation)."""
-    return torch.tensor([1e-323], dtype=torch.float64).item() == 0.0
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """Run the block with denormal floats flushed to zero, then restore the caller's setting.
-
-    Denormals (float32 below 1.2e-38) are 10-100x slower in CPU arithmetic, and the soft-max of a
-    sharp critic at high MI produces many of them (e^{s - max} for gaps of 87-103 nats): on
-    ``uniform-3x3-eps0.1`` a training step took 3.9-6.2 ms with them and 2.3-2.5 ms without. Values
-    that small do not change any estimate. A no-op where the CPU cannot flush them."""
-    before = flushing_denormals()
-    supported = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if supported:
-            torch.set_flush_denormal(before)
 
 
 def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -381,12 +326,10 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), config.lr, config.weight_decay)
     average = None if config.ema is None else _MovingAverage(critic, config.ema)
-    models = [critic] if average is None else [average.module, critic]  # candidates at each evaluation
-    stopper = EarlyStopping(config.patience)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
+    evaluations = _Evaluations(critic, average, bound, monitor, config, race, history, progress)
     batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
-    stopped, step, averaged, bests, lost = False, 0, False, [], False
-    pending: list[Tensor] = []  # training estimates still on the device
+    step, pending = 0, []  # pending: training estimates still on the device
     critic.train()
     for step in range(1, config.steps + 1):
         idx = next(batches)
@@ -402,21 +345,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             progress.update(1)
         if step % config.eval_every == 0 or step == config.steps:
             _record_training(pending, step, history)
-        if monitor is not None and (step % config.eval_every == 0 or step == config.steps):
-            model, monitor_value = _best_on_monitor(models, bound, monitor, config.block)
-            critic.train()
-            history["eval_step"].append(step)
-            history["monitor"].append(monitor_value)
-            history["averaged"].append(model is not critic)
-            if progress is not None:
-                progress.set_postfix(monitor=f"{monitor_value:.3f}")
-            done = stopper.update(model, step, monitor_value)
-            bests.append(stopper.best)
-            if stopper.best_step == step:
-                averaged = model is not critic
-            lost = race is not None and not done and race.lost(step, bests)
-            if done or lost:
-                stopped = step < config.steps
+            if monitor is not None and evaluations.stop(step):
                 break
     _record_training(pending, step, history)
     if monitor is None:
@@ -424,8 +353,45 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
             critic.load_state_dict(average.module.state_dict())
         critic.eval()
         return FitResult(step, math.nan, False, history, average is not None)
-    stopper.restore(critic).eval()
-    return FitResult(stopper.best_step, stopper.best, stopped, history, averaged, lost)
+    return evaluations.result()
+
+
+class _Evaluations:
+    """The monitored side of :func:`fit_critic`: at each evaluation the better of the raw and the
+    averaged weights on the monitor split, early stopping and the race; :meth:`result` restores
+    the best weights."""
+
+    def __init__(self, critic: nn.Module, average: "_MovingAverage | None", bound: Any,
+                 monitor: tuple[Tensor, Tensor] | None, config: FitConfig, race: "Race | None",
+                 history: dict[str, list], progress=None):
+        self.critic, self.bound, self.monitor, self.block = critic, bound, monitor, config.block
+        self.models = [critic] if average is None else [average.module, critic]  # candidates at each evaluation
+        self.stopper, self.race, self.history, self.progress = EarlyStopping(config.patience), race, history, progress
+        self.steps, self.bests = config.steps, []
+        self.stopped = self.averaged = self.lost = False
+
+    def stop(self, step: int) -> bool:
+        """Evaluate at ``step``; True when training should stop (no progress, or the race is lost)."""
+        model, monitor_value = _best_on_monitor(self.models, self.bound, self.monitor, self.block)
+        self.critic.train()
+        self.history["eval_step"].append(step)
+        self.history["monitor"].append(monitor_value)
+        self.history["averaged"].append(model is not self.critic)
+        if self.progress is not None:
+            self.progress.set_postfix(monitor=f"{monitor_value:.3f}")
+        done = self.stopper.update(model, step, monitor_value)
+        self.bests.append(self.stopper.best)
+        if self.stopper.best_step == step:
+            self.averaged = model is not self.critic
+        self.lost = self.race is not None and not done and self.race.lost(step, self.bests)
+        self.stopped = (done or self.lost) and step < self.steps
+        return done or self.lost
+
+    def result(self) -> FitResult:
+        """The critic in eval mode with the best weights, and what the fit did."""
+        self.stopper.restore(self.critic).eval()
+        return FitResult(self.stopper.best_step, self.stopper.best, self.stopped, self.history, self.averaged,
+                         self.lost)
 
 
 def _record_training(pending: list[Tensor], step: int, history: dict[str, list]) -> None:

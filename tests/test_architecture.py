@@ -24,9 +24,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "mi_estimators"
 
-GROUND = ["scores", "options", "argparsing", "device"]
+GROUND = ["scores", "options", "argparsing", "device", "process"]
 NUMERICS = ["registry", "options", "argparsing", "scores", "bounds", "nce", "nce_kernels", "jackknife", "critics",
-            "copula", "tasks", "arrays", "ksg", "device"]
+            "copula", "tasks", "arrays", "ksg", "device", "process"]
 FIT = ["fit", "estimation", "training", "validation"]
 ADAPTERS = ["cli", "io", "validation.report", "validation.consistency_report"]
 

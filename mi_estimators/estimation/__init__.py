@@ -68,7 +68,8 @@ from mi_estimators.arrays import check_pair
 from mi_estimators.columns import screen
 from mi_estimators.device import resolve_device, with_index
 from mi_estimators.estimation.options import EstimateOptions, EstimateResult, EstimateSettings, auto_critic
-from mi_estimators.estimation.readout import Splits, crossfit, intervals, read_out, split
+from mi_estimators.estimation.readout import (LOWER_BOUND_BLOCKS, Splits, certified, crossfit, intervals, read_out,
+                                             read_out_chosen, split)
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
 from mi_estimators.estimation.candidates.features import value_features
 from mi_estimators.estimation.candidates.reduced import reduced_candidate
@@ -76,14 +77,11 @@ from mi_estimators.estimation.candidates.trained import canonical_rank
 from mi_estimators.estimation.candidates.discrete import (ClassifierCandidate, cap, contingency_estimate,
                                                           discrete_settings, entropy_stderr)
 from mi_estimators.discrete import discrete_sides
-from mi_estimators.fit import flush_denormals, held_out, seeded, threads
+from mi_estimators.fit import flush_denormals, seeded, threads
 
 __all__ = ["Candidate", "ClassifierCandidate", "Context", "CopulaCandidate", "EstimateOptions", "EstimateResult",
-           "EstimateSettings", "Splits", "TrainedCandidate", "auto_critic", "canonical_rank", "choose", "crossfit",
-           "estimate", "intervals", "read_out", "split"]
-
-#: the losing candidates' held-out lower bounds (step 5) read at most this many blocks of test rows
-LOWER_BOUND_BLOCKS = 4
+           "EstimateSettings", "LOWER_BOUND_BLOCKS", "Splits", "TrainedCandidate", "auto_critic", "canonical_rank",
+           "certified", "choose", "crossfit", "estimate", "intervals", "read_out", "read_out_chosen", "split"]
 
 
 def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **options: Any) -> EstimateResult:
@@ -127,14 +125,9 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         candidates = [c for c in (trained, copula, reduced, classifier) if c is not None]
         best = choose(candidates)                                                     # 3
         chosen = best.ensemble(ctx)
-        folds = opts.folds if chosen.refittable else 1                                # 4
-        if folds > 1:
-            mi, se, train_value = crossfit(chosen, x, y, opts, rng, device)
-        else:
-            (mi, se), train_value = read_out(chosen, ctx.data, opts), chosen.train_value
+        folds, mi, se, train_value = read_out_chosen(chosen, x, y, ctx)                # 4
         se = entropy_stderr(chosen, se)
-        lower = [held_out(c.critic, c.bound, *(a[:LOWER_BOUND_BLOCKS * opts.eval_batch] for a in ctx.data.test),
-                          opts.eval_batch, groups=0)[0] for c in candidates if c is not best]   # 5
+        lower = certified(candidates, best, ctx.data, opts)                          # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
         top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
     data = ctx.data

@@ -31,10 +31,10 @@ from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transfor
 from mi_estimators.fit import held_out
 
 if TYPE_CHECKING:
-    from mi_estimators.estimation.candidates.base import Candidate
+    from mi_estimators.estimation.candidates.base import Candidate, Context
     from mi_estimators.estimation.options import EstimateOptions
 
-__all__ = ["Splits", "crossfit", "intervals", "read_out", "split"]
+__all__ = ["LOWER_BOUND_BLOCKS", "Splits", "certified", "crossfit", "intervals", "read_out", "read_out_chosen", "split"]
 
 
 class Splits(NamedTuple):
@@ -69,6 +69,28 @@ def split(x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Ge
                         for a, t in ((x, xz), (y, yz)))
     return Splits(*((torch.as_tensor(xz[r], dtype=torch.float32, device=device),
                      torch.as_tensor(yz[r], dtype=torch.float32, device=device)) for r in rows), inverse=inverse)
+
+
+#: the losing candidates' held-out lower bounds (:func:`certified`) read at most this many blocks of test rows
+LOWER_BOUND_BLOCKS = 4
+
+
+def read_out_chosen(chosen: Candidate, x: np.ndarray, y: np.ndarray, ctx: Context) -> tuple[int, float, float, float]:
+    """``(folds, mi, stderr, training value)`` of the chosen candidate: cross-fitted over
+    ``ctx.opts.folds`` folds of all rows (:func:`crossfit`) when it is refittable, else read out on
+    the test split (:func:`read_out`, folds 1)."""
+    folds = ctx.opts.folds if chosen.refittable else 1
+    if folds > 1:
+        return (folds, *crossfit(chosen, x, y, ctx.opts, ctx.rng, ctx.device))
+    return (1, *read_out(chosen, ctx.data, ctx.opts), chosen.train_value)
+
+
+def certified(candidates: Sequence[Candidate], best: Candidate, data: Splits, opts: EstimateOptions) -> list[float]:
+    """The held-out lower bounds of the candidates not chosen: each one's bound on up to
+    ``LOWER_BOUND_BLOCKS`` blocks of the test split, rows it was neither fitted nor chosen on
+    (what :func:`intervals` takes as ``certified``)."""
+    test = [a[:LOWER_BOUND_BLOCKS * opts.eval_batch] for a in data.test]
+    return [held_out(c.critic, c.bound, *test, opts.eval_batch, groups=0)[0] for c in candidates if c is not best]
 
 
 def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple[float, float]:
