@@ -24,7 +24,7 @@ from typing import Callable, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Seed", "SideMap", "Task", "Transform", "as_generator", "check_pair"]
+__all__ = ["InvariantTask", "Seed", "SideMap", "Task", "Transform", "as_generator", "check_pair"]
 
 Seed = Union[int, np.random.Generator, None]
 
@@ -97,6 +97,22 @@ class SideMap(Protocol):
     def inverse(self, u: np.ndarray) -> np.ndarray: ...
 
     def out_dim(self, d: int) -> int: ...
+
+
+class InvariantTask(Task):
+    """A task built from ``self.base`` by maps that leave the MI unchanged (invertible maps of
+    each side, independent columns): its MI and that MI's standard error are the base task's."""
+
+    base: Task
+
+    @property
+    def mi(self) -> float:
+        return self.base.mi
+
+    @property
+    def mi_stderr(self) -> float:
+        """The base task's (0 for a closed form)."""
+        return getattr(self.base, "mi_stderr", 0.0)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from mi_estimators.options import integer
-from mi_estimators.tasks.base import Task, check_pair
+from mi_estimators.tasks.base import InvariantTask, Task, check_pair
 
 __all__ = ["HiddenTask", "haar_rotation"]
 
@@ -40,7 +40,7 @@ def haar_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-class HiddenTask(Task):
+class HiddenTask(InvariantTask):
     """The ``base`` task's ``(X, Y)`` padded with independent N(0, 1) columns to ``x_dim`` and ``y_dim``
     columns and each side multiplied by a fixed Haar rotation drawn from ``rotation_seed``; same MI as
     ``base`` (module docstring).
@@ -62,15 +62,6 @@ class HiddenTask(Task):
         #: the fixed rotations ``Q_x`` ``(x_dim, x_dim)`` and ``Q_y`` ``(y_dim, y_dim)``
         self.qx, self.qy = haar_rotation(self.x_dim, rng), haar_rotation(self.y_dim, rng)
         self.id = id or f"hidden-{base.id}-{self.x_dim}x{self.y_dim}"
-
-    @property
-    def mi(self) -> float:
-        return self.base.mi
-
-    @property
-    def mi_stderr(self) -> float:
-        """The base task's: padding and rotating change neither the MI nor its error."""
-        return getattr(self.base, "mi_stderr", 0.0)
 
     @property
     def x_directions(self) -> np.ndarray:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from mi_estimators.tasks.base import SideMap, Task, Transform, check_pair
+from mi_estimators.tasks.base import InvariantTask, SideMap, Task, Transform, check_pair
 from mi_estimators.tasks.marginals import MARGINAL_TRANSFORMS
 
 __all__ = ["SideMap", "TRANSFORMS", "Transform", "TransformedTask"]
@@ -54,7 +54,7 @@ def _transform(t) -> SideMap | None:
                          f"(forward, inverse, out_dim) or None") from None
 
 
-class TransformedTask(Task):
+class TransformedTask(InvariantTask):
     """``(f(X), g(Y))`` for a base task's ``(X, Y)``; I(f(X); g(Y)) = I(X; Y) (see the module doc).
 
     ``x_transform`` / ``y_transform``: a name in :data:`TRANSFORMS` (``cubic`` y ↦ y³,
@@ -77,15 +77,6 @@ class TransformedTask(Task):
         self.y_dim = base.y_dim if self.fy is None else self.fy.out_dim(base.y_dim)
         names = {t.name for t in (self.fx, self.fy) if t is not None}
         self.id = id or f"{'+'.join(sorted(names)) or 'identity'}-{base.id}"
-
-    @property
-    def mi(self) -> float:
-        return self.base.mi
-
-    @property
-    def mi_stderr(self) -> float:
-        """The base task's: the maps change neither the MI nor its error."""
-        return getattr(self.base, "mi_stderr", 0.0)
 
     def _sample(self, n, rng):
         x, y = self.base.sample(n, rng)
