@@ -95,6 +95,11 @@ def test_halves():
     left, right = halves(images, 2)
     np.testing.assert_array_equal(left[1], images[1, :, :2])
     np.testing.assert_array_equal(right[1], images[1, :, 2:])
+    first, last = halves(images, 2, width=1)  # strips: the outer column on each side
+    np.testing.assert_array_equal(first[0], images[0, :, :1])
+    np.testing.assert_array_equal(last[0], images[0, :, 3:])
+    with pytest.raises(ValueError, match="width must be between 1 and 2"):
+        halves(images, 1, width=3)
 
 
 def test_additivity_of_two_independent_gaussian_pairs_and_not_of_a_pair_beside_itself():
