@@ -25,8 +25,10 @@ which the density ratio of rotations, spirals and radial families depends.
 Every critic takes ``n_models=K`` to hold K independent copies with stacked weights: then
 ``critic(x, y)`` returns ``(K, N, N)`` and one batched matrix product trains all K at once (how
 the validation suite trains one critic per bound in a single pass). Copy ``k`` behaves exactly as
-an unstacked critic with the same weights; :meth:`StackedLinear.from_linears` and
-:func:`unstack` convert between the two layouts.
+an unstacked critic with the same weights; :func:`stack` and
+:func:`unstack` convert between the two layouts. A stacked :class:`SeparableCritic` also takes
+``(K, N, d)`` inputs, copy k its own rows: K critics fitted to different rows (the folds of a
+cross-fit) train as one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from torch import Tensor, nn
 from mi_estimators.options import integer, positive_int
 
 __all__ = ["BilinearCritic", "ConcatCritic", "EnsembleCritic", "MLP", "ProjectedCritic", "SeparableCritic",
-           "StackedLinear", "unstack", "with_norm_feature"]
+           "StackedLinear", "stack", "unstack", "with_norm_feature"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU,
@@ -140,6 +142,9 @@ class _Critic(nn.Module):
     ``n_models``), so that an unstacked copy is ``type(critic)(x_dim, y_dim, **critic.config)``.
     """
 
+    #: whether a stacked copy (``n_models=K``) also takes inputs ``(K, N, d)``, copy k its own rows
+    _per_copy_inputs = False
+
     def __init__(self, x_dim: int, y_dim: int, n_models: int | None, norm_feature: bool = False, **config):
         super().__init__()
         self.x_dim = positive_int("x_dim", x_dim)
@@ -161,6 +166,9 @@ class _Critic(nn.Module):
                     f"{name} must be a floating-point torch.Tensor of shape (N, {d}), got "
                     f"{getattr(t, 'dtype', type(t).__name__)}; use torch.as_tensor(a, dtype=torch.float32)"
                 )
+            if self._per_copy_inputs and self.n_models is not None and t.dim() == 3 \
+                    and t.shape[0] == self.n_models and t.shape[2] == d:
+                continue  # (K, N, d): copy k scores its own rows
             if t.dim() != 2 or t.shape[1] != d:
                 raise ValueError(
                     f"{name} must have shape (N, {d}) for this critic ({name}_dim={d}), got "
@@ -173,6 +181,9 @@ class _Critic(nn.Module):
 
         ``x`` and ``y`` may also hold different numbers of rows (``(Nx, Ny)`` scores): how a large
         held-out score matrix is computed in row chunks.
+
+        With ``n_models=K``, a :class:`SeparableCritic` also takes ``(K, N, d)`` inputs: copy k scores
+        its own rows (how K critics fitted to different rows train as one, :func:`stack`).
         """
         return self.scores(*self._inputs(x, y))
 
@@ -196,6 +207,8 @@ class SeparableCritic(_Critic):
     >>> SeparableCritic(3, 2, hidden=16, n_models=4)(torch.randn(5, 3), torch.randn(5, 2)).shape
     torch.Size([4, 5, 5])
     """
+
+    _per_copy_inputs = True
 
     def __init__(self, x_dim: int, y_dim: int, hidden: int = 256, layers: int = 2, embed_dim: int = 32,
                  activation: str = "relu", n_models: int | None = None, norm_feature: bool = False):
@@ -350,8 +363,42 @@ class ProjectedCritic(nn.Module):
                              f"{tuple(getattr(t, 'shape', ()))}")
         return with_norm_feature(t, p)
 
+    def inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """What the inner critic takes: ``([P_x x, ‖x‖²/d_x], [P_y y, ‖y‖²/d_y])``."""
+        return self._side("x", x, self.px), self._side("y", y, self.py)
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.critic(self._side("x", x, self.px), self._side("y", y, self.py))
+        return self.critic(*self.inputs(x, y))
+
+
+def stack(critics: list[_Critic]) -> _Critic:
+    """K critics of one kind, dimensions and options as one critic with ``n_models=K`` whose copy k
+    holds the weights of ``critics[k]`` (the inverse of :func:`unstack`).
+
+    >>> import torch
+    >>> members = [SeparableCritic(3, 2, hidden=8, embed_dim=4) for _ in range(2)]
+    >>> x, y = torch.randn(5, 3), torch.randn(5, 2)
+    >>> bool(torch.allclose(stack(members)(x, y)[1], members[1](x, y)))
+    True
+    """
+    first = critics[0]
+    if not isinstance(first, (SeparableCritic, ConcatCritic, BilinearCritic)) or first.n_models is not None:
+        raise ValueError(f"cannot stack a {type(first).__name__}: stack unstacked separable, concat or "
+                         "bilinear critics")
+    key = (type(first), first.x_dim, first.y_dim, first.config)
+    if any((type(c), c.x_dim, c.y_dim, c.config) != key for c in critics):
+        raise ValueError("stack needs critics of one kind with the same dimensions and options")
+    out = type(first)(first.x_dim, first.y_dim, n_models=len(critics), **first.config)
+    with torch.no_grad():
+        for m_stacked, *ms in zip(out.modules(), *(c.modules() for c in critics)):
+            if isinstance(m_stacked, StackedLinear):
+                m_stacked.weight.copy_(torch.stack([m.weight.t() for m in ms]))
+                if m_stacked.bias is not None:
+                    m_stacked.bias.copy_(torch.stack([m.bias[None] for m in ms]))
+            elif isinstance(m_stacked, BilinearCritic):
+                for name, p in m_stacked.named_parameters():
+                    p.copy_(torch.stack([getattr(m, name) for m in ms]))
+    return out.to(next(first.parameters()).device)
 
 
 def unstack(critic: _Critic, k: int) -> _Critic:

@@ -32,8 +32,9 @@ from mi_estimators.critics import ConcatCritic
 from mi_estimators.jackknife import jackknife_variance
 from mi_estimators.process import flush_denormals, flushing_denormals, seeded, threads
 
-__all__ = ["EarlyStopping", "FitConfig", "FitResult", "Race", "fit_critic", "flush_denormals", "flushing_denormals",
-           "held_out", "make_adam", "per_model", "score_matrix", "seeded", "threads", "train_stacked", "train_step"]
+__all__ = ["EarlyStopping", "FitConfig", "FitResult", "MovingAverage", "Race", "fit_critic", "flush_denormals",
+           "flushing_denormals", "held_out", "make_adam", "minibatches", "per_model", "score_matrix", "seeded",
+           "threads", "train_stacked", "train_step"]
 
 
 def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -267,7 +268,7 @@ class FitResult:
     lost_race: bool = False
 
 
-class _MovingAverage:
+class MovingAverage:
     """The exponential moving average of a critic's floating-point parameters and buffers, in a copy
     (``.module``): the first update copies them, each later one applies torch's EMA update
     (:func:`torch.optim.swa_utils.get_ema_multi_avg_fn`, one fused lerp over every tensor) to the
@@ -296,7 +297,7 @@ class _MovingAverage:
         self._count += 1
 
 
-def _batches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[Tensor]:
+def minibatches(n: int, batch: int, rng: np.random.Generator, device) -> Iterator[Tensor]:
     """Endless minibatch indices: a fresh permutation of ``range(n)`` every epoch."""
     while True:
         order = torch.as_tensor(rng.permutation(n), device=device)
@@ -314,7 +315,7 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
 
     ``config.ema=β`` also keeps the exponential moving average of the weights,
     ``θ̄ ← β θ̄ + (1 − β) θ`` after every step (Polyak averaging; Polyak & Juditsky 1992, SIAM J.
-    Control Optim. 30:838; :class:`_MovingAverage`): the average smooths the minibatch noise of the
+    Control Optim. 30:838; :class:`MovingAverage`): the average smooths the minibatch noise of the
     last ~1/(1 − β) steps. At each evaluation the better of the average and the raw weights on the
     monitor split counts (the average lags behind in short runs).
 
@@ -325,10 +326,10 @@ def fit_critic(critic: nn.Module, bound: Any, train: tuple[Tensor, Tensor], moni
     ``FitResult.lost_race``)."""
     rng = np.random.default_rng() if rng is None else rng
     optimizer = make_adam(critic.parameters(), config.lr, config.weight_decay)
-    average = None if config.ema is None else _MovingAverage(critic, config.ema)
+    average = None if config.ema is None else MovingAverage(critic, config.ema)
     history: dict[str, list] = {"step": [], "train": [], "eval_step": [], "monitor": [], "averaged": []}
     evaluations = _Evaluations(critic, average, bound, monitor, config, race, history, progress)
-    batches = _batches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
+    batches = minibatches(train[0].shape[0], min(config.batch, train[0].shape[0]), rng, train[0].device)
     step, pending = 0, []  # pending: training estimates still on the device
     critic.train()
     for step in range(1, config.steps + 1):
@@ -361,7 +362,7 @@ class _Evaluations:
     averaged weights on the monitor split, early stopping and the race; :meth:`result` restores
     the best weights."""
 
-    def __init__(self, critic: nn.Module, average: "_MovingAverage | None", bound: Any,
+    def __init__(self, critic: nn.Module, average: "MovingAverage | None", bound: Any,
                  monitor: tuple[Tensor, Tensor] | None, config: FitConfig, race: "Race | None",
                  history: dict[str, list], progress=None):
         self.critic, self.bound, self.monitor, self.block = critic, bound, monitor, config.block

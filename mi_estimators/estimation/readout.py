@@ -117,15 +117,19 @@ def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple
 def crossfit(candidate: Candidate, x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
              device: torch.device) -> tuple[float, float, float]:
     """``(mi, stderr, training value)`` of a refittable candidate over ``opts.folds`` folds of all
-    rows: for each fold, the marginal transform and the model are fitted on the other rows and the
-    bound is read out on the fold; the values are averaged, their jackknife variances added
+    rows: for each fold, the marginal transform and the model are fitted on the other rows
+    (:meth:`Candidate.refit_folds <mi_estimators.estimation.candidates.base.Candidate.refit_folds>`)
+    and the bound is read out on the fold; the values are averaged, their jackknife variances added
     (the folds are disjoint) and divided by K²."""
     folds = np.array_split(rng.permutation(len(x)), opts.folds)
-    values, variances, train = [], [], []
+    data = []  # per fold: (x, y) transformed by maps fitted on the other rows, and those rows
     for test in folds:
         rows = np.setdiff1d(np.arange(len(x)), test)
-        xz, yz = (marginal_transform(a, rows, opts.standardize) for a in (x, y))
-        critic, train_value = candidate.refit(xz[rows], yz[rows])
+        data.append(((marginal_transform(x, rows, opts.standardize), marginal_transform(y, rows, opts.standardize)),
+                     rows))
+    fits = candidate.refit_folds([(xz[rows], yz[rows]) for (xz, yz), rows in data])
+    values, variances, train = [], [], []
+    for test, ((xz, yz), _), (critic, train_value) in zip(folds, data, fits):
         held = [torch.as_tensor(a[test], dtype=torch.float32, device=device) for a in (xz, yz)]
         mi, se = held_out(critic, candidate.bound, *held, opts.eval_batch, groups=opts.jackknife_groups)
         values.append(mi)

@@ -8,7 +8,9 @@ A candidate is one model of the dependence between x and y, turned into a critic
 2. **score on the monitor rows**: ``monitor``, its read-out bound on the monitor split, is what
    :func:`choose` compares (never the test split, which would bias the estimate upwards);
 3. **refit on a fold** (where ``refittable``): ``refit(x, y)`` fits the same model, with the
-   choices the monitor made kept fixed, to other rows of transformed data, for cross-fitting;
+   choices the monitor made kept fixed, to other rows of transformed data, for cross-fitting
+   (``refit_folds`` for all folds at once: in turn by default, as one stacked model for the
+   trained critic);
 4. **read out**: ``bound`` (named ``read_out_name``) on the full score matrix of held-out rows
    (:mod:`mi_estimators.estimation.readout`).
 
@@ -72,6 +74,10 @@ class Candidate(abc.ABC):
     def refit(self, x: np.ndarray, y: np.ndarray) -> tuple[nn.Module, float]:
         """The same model fitted to other rows of transformed data: ``(critic, its training value)``."""
         raise NotImplementedError(f"the {self.name} candidate cannot be refitted (refittable is False)")
+
+    def refit_folds(self, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[nn.Module, float]]:
+        """:meth:`refit` on the rows of each fold, in turn (a candidate may fit them all at once)."""
+        return [self.refit(x, y) for x, y in folds]
 
     def ensemble(self, ctx: Context) -> "Candidate":
         """The candidate to read out once chosen, with ``ctx.opts.ensemble`` members where it can

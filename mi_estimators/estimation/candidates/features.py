@@ -90,8 +90,12 @@ class ValueFeatures(nn.Module):
             raise ValueError(f"expected inputs of shape (N, {knots.shape[0]}), got {tuple(t.shape)}")
         return torch.cat([t, interpolate(t, knots, values)], 1)
 
+    def inputs(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """What the inner critic takes: each side's normal scores beside their interpolated z-scores."""
+        return self._side(x, self.x_knots, self.x_values), self._side(y, self.y_knots, self.y_values)
+
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.critic(self._side(x, self.x_knots, self.x_values), self._side(y, self.y_knots, self.y_values))
+        return self.critic(*self.inputs(x, y))
 
 
 @dataclass(frozen=True)

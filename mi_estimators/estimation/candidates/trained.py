@@ -15,7 +15,8 @@ dependence lives in a few directions. Its name is then ``"trained-canonical-k"``
 
 **Refitting** (cross-fitting a winner): a fresh critic (on the canonical variates of the new rows,
 with the same k) trained without a monitor for the step count early stopping kept, scaled by the
-rows it gets (the same number of epochs). The concat critic is not refitted (``NOT_CROSSFIT``: it
+rows it gets (the same number of epochs); the K folds' critics train as one stacked model
+(:mod:`~mi_estimators.estimation.refit`). The concat critic is not refitted (``NOT_CROSSFIT``: it
 scores B² pairs per step, so refitting it on every fold would cost several times the budget).
 
 **Ensembles** (``ensemble=K > 1``, :meth:`TrainedCandidate.ensemble`): a winning trained critic is
@@ -50,6 +51,7 @@ from mi_estimators.critics import EnsembleCritic, ProjectedCritic
 from mi_estimators.estimation.candidates.base import Candidate, Context
 from mi_estimators.estimation.options import DEFAULT_CRITIC_OPTIONS, EstimateOptions
 from mi_estimators.estimation.readout import Splits
+from mi_estimators.estimation.refit import fit_stacked, stackable
 from mi_estimators.fit import FitConfig, FitResult, Race, fit_critic, held_out, seeded
 
 __all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "RACE_AFTER", "RACE_WINDOW",
@@ -229,11 +231,33 @@ class TrainedCandidate(Candidate):
         ctx = self.ctx
         xt, yt = (torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in (x, y))
         critic = _build(ctx.opts, xt, yt, self.rank, self.reduction).to(ctx.device)
-        config = fit_config(ctx.opts)
-        steps = max(1, min(config.steps, round(self.fit_result.best_step * len(x) / len(ctx.data.train[0]))))
-        config = dataclasses.replace(config, steps=steps, ema=config.ema if self.fit_result.averaged else None)
+        config = dataclasses.replace(self._refit_config(), steps=self._refit_steps(len(x)))
         fit_critic(critic, self.bound, (xt, yt), None, config, rng=ctx.rng)
         return critic, train_value(critic, self.bound, (xt, yt), ctx.opts)
+
+    def refit_folds(self, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[nn.Module, float]]:
+        """:meth:`refit` on each fold's rows, the K critics trained as one stacked model where they
+        can be (:func:`~mi_estimators.estimation.refit.fit_stacked`: the same batches, initial
+        weights and step counts as K refits in turn)."""
+        if not self.refittable:
+            return super().refit_folds(folds)
+        ctx = self.ctx
+        rows = [tuple(torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in fold) for fold in folds]
+        critics = [_build(ctx.opts, xt, yt, self.rank, self.reduction).to(ctx.device) for xt, yt in rows]
+        if not stackable(critics):
+            return super().refit_folds(folds)
+        config = self._refit_config()
+        steps = [self._refit_steps(len(x)) for x, _ in folds]
+        critics = fit_stacked(critics, self.bound, rows, steps, config, ctx.rng)
+        return [(c, train_value(c, self.bound, r, ctx.opts)) for c, r in zip(critics, rows)]
+
+    def _refit_config(self) -> FitConfig:
+        config = fit_config(self.ctx.opts)
+        return dataclasses.replace(config, ema=config.ema if self.fit_result.averaged else None)
+
+    def _refit_steps(self, rows: int) -> int:
+        """The step count early stopping kept, scaled by ``rows`` against the training split's rows."""
+        return max(1, min(self.ctx.opts.steps, round(self.fit_result.best_step * rows / len(self.ctx.data.train[0]))))
 
     def ensemble(self, ctx: Context) -> "TrainedCandidate":
         """Itself averaged with ``opts.ensemble − 1`` critics trained from other seeds (torch seed
