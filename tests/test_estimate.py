@@ -13,6 +13,7 @@ from mi_estimators import cli
 from mi_estimators.copula import EllipticalCopulaCritic
 from mi_estimators.critics import ConcatCritic, SeparableCritic
 from mi_estimators.estimation.candidates.features import ValueFeatures
+from mi_estimators.estimation.refit import fit_stacked
 from mi_estimators.arrays import as_array, marginal_transform
 from mi_estimators.fit import FitConfig, fit_critic, held_out, score_matrix
 from mi_estimators.io import load_array
@@ -417,7 +418,12 @@ def test_a_separable_trained_winner_is_cross_fitted_and_a_concat_one_is_not(monk
                           best_step=out.best_step, averaged=out.averaged))
         return out
 
+    def stacked_spy(critics, bound, train, steps, config, rng):  # the 5 refits, trained as one stacked critic
+        calls.extend(dict(rows=len(rows[0]), monitored=False, steps=s, ema=config.ema) for rows, s in zip(train, steps))
+        return fit_stacked(critics, bound, train, steps, config, rng)
+
     monkeypatch.setattr(est, "fit_critic", spy)
+    monkeypatch.setattr(est, "fit_stacked", stacked_spy)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1500, 2))
     y = x ** 2 + 0.3 * rng.normal(size=(1500, 2))

@@ -23,7 +23,7 @@ A new candidate is a new module with a subclass of :class:`Candidate`, and one l
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -54,13 +54,22 @@ class Candidate(abc.ABC):
     #: whether :meth:`refit` can fit it again on other rows (cross-fitting, ``folds > 1``)
     refittable: bool = False
 
-    def __init__(self, name: str, critic: nn.Module, bound: Any, monitor: float, train_value: float,
-                 info: Mapping[str, Any]):
+    def __init__(self, name: str, critic: nn.Module, bound: Any, monitor: float,
+                 train_value: float | Callable[[], float], info: Mapping[str, Any]):
         #: the key of ``settings.monitor`` and the value of ``settings.chosen_critic``
         self.name = name
         self.critic, self.bound = critic, bound
-        self.monitor, self.train_value = monitor, train_value
+        self.monitor = monitor
+        self._train_value_or_fn = train_value
         self.info = info
+
+    @property
+    def train_value(self) -> float:
+        """Its value on its own training rows; given as a function, computed on first use (only the
+        chosen candidate's is used, and a wide critic's costs a read-out of a million pairs)."""
+        if callable(self._train_value_or_fn):
+            self._train_value_or_fn = float(self._train_value_or_fn())
+        return self._train_value_or_fn
 
     @property
     @abc.abstractmethod

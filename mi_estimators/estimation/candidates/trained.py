@@ -193,8 +193,8 @@ class TrainedCandidate(Candidate):
         if members > 1:
             info["ensemble"] = members
         name = reduction.name if reduction is not None else "trained" if rank is None else f"trained-canonical-{rank}"
-        super().__init__(name, critic, bound, fit.best_monitor, train_value(critic, bound, ctx.data.train, ctx.opts),
-                         info)
+        super().__init__(name, critic, bound, fit.best_monitor,
+                         lambda: train_value(critic, bound, ctx.data.train, ctx.opts), info)
 
     @classmethod
     def fit(cls, ctx: Context, rank: int | None = None, reduction: Reduction | None = None,
