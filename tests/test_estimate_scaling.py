@@ -14,6 +14,7 @@ import torch
 
 import mi_estimators as mie
 from mi_estimators.estimation import EstimateOptions, Splits, read_out
+from mi_estimators.estimation.readout import ROW_CHUNK, block_value, rowwise
 from mi_estimators.estimation.options import (AUTO_BATCH, MAX_AUTO_MONITOR_ROWS, MAX_AUTO_STEPS, SMALL_ROWS,
                                               scale_for_rows)
 from mi_estimators.fit import held_out
@@ -76,16 +77,44 @@ class _Chosen:
     critic, bound = _Bilinear(), mie.get("infonce")
 
 
+class _ChosenDV:
+    critic, bound = _Bilinear(), mie.get("dv")
+
+
 @pytest.mark.parametrize("groups", [20, 5])
-def test_many_blocks_give_the_standard_error_of_the_block_mean(groups):
-    """m >= G blocks: the mean of the blocks' values and sd(θ_b, ddof=1)/√m, against a naive loop."""
+@pytest.mark.parametrize("chosen", [_Chosen, _ChosenDV], ids=["infonce", "dv"])
+def test_many_blocks_give_the_standard_error_of_the_block_mean(groups, chosen):
+    """m >= G blocks of eval_batch rows: the mean of the blocks' values and sd(θ_b, ddof=1)/√m,
+    against a naive loop. DV keeps blocks of about eval_batch rows (25 of 80); InfoNCE takes the
+    largest blocks that leave G of them (G blocks of 2000/G rows), scored in row chunks."""
     data, block = _splits(2000), 80  # 25 blocks of 80 rows
-    mi, se = read_out(_Chosen(), data, EstimateOptions(eval_batch=block, jackknife_groups=groups))
+    mi, se = read_out(chosen(), data, EstimateOptions(eval_batch=block, jackknife_groups=groups))
     x, y = data.test
-    edges = np.linspace(0, 2000, 26).astype(int)
-    values = [float(_Chosen.bound(_Bilinear()(x[a:b], y[a:b]))) for a, b in zip(edges[:-1], edges[1:])]
+    m = groups if chosen is _Chosen else 25
+    edges = np.linspace(0, 2000, m + 1).astype(int)
+    values = [float(chosen.bound(_Bilinear()(x[a:b], y[a:b]))) for a, b in zip(edges[:-1], edges[1:])]
     assert mi == pytest.approx(np.mean(values), abs=1e-6)
-    assert se == pytest.approx(np.std(values, ddof=1) / 5, rel=1e-5)
+    assert se == pytest.approx(np.std(values, ddof=1) / math.sqrt(m), rel=1e-5)
+
+
+def test_block_value_scores_infonce_in_row_chunks_as_the_whole_matrix():
+    x, y = _splits(1300).test  # more rows than ROW_CHUNK, and not a multiple of it
+    assert 1300 > ROW_CHUNK and 1300 % ROW_CHUNK
+    whole = float(_Chosen.bound(_Bilinear()(x, y)))
+    assert block_value(_Bilinear(), _Chosen.bound, x, y) == pytest.approx(whole, abs=1e-5)
+    clipped = mie.get("infonce", clip=5.0)  # not row-wise: the whole matrix, as held_out reads it
+    assert not rowwise(clipped) and rowwise(_Chosen.bound)
+    assert block_value(_Bilinear(), clipped, x, y) == pytest.approx(float(clipped(_Bilinear()(x, y))), abs=1e-5)
+
+
+def test_infonce_read_out_blocks_never_exceed_the_largest_block(monkeypatch):
+    from mi_estimators.estimation import readout
+
+    sizes = []
+    monkeypatch.setattr(readout, "block_value", lambda critic, bound, x, y: sizes.append(len(x)) or 1.0)
+    monkeypatch.setattr(readout, "MAX_READOUT_BLOCK", 300)
+    read_out(_Chosen(), _splits(2000), EstimateOptions(eval_batch=50, jackknife_groups=2))
+    assert len(sizes) == 7 and sum(sizes) == 2000 and max(sizes) <= 300  # ⌈2000/300⌉ blocks, not 2000 // 300
 
 
 def test_a_few_blocks_share_the_jackknife_groups_and_one_block_keeps_them_all():
