@@ -107,6 +107,20 @@ def test_block_value_scores_infonce_in_row_chunks_as_the_whole_matrix():
     assert block_value(_Bilinear(), clipped, x, y) == pytest.approx(float(clipped(_Bilinear()(x, y))), abs=1e-5)
 
 
+def test_block_value_of_a_separable_critic_uses_its_embeddings_once():
+    from mi_estimators.critics import ProjectedCritic, SeparableCritic
+    from mi_estimators.estimation import readout
+
+    torch.manual_seed(0)
+    x, y = _splits(1100).test
+    bare = SeparableCritic(2, 2, hidden=8, embed_dim=4)
+    projected = ProjectedCritic(SeparableCritic(2, 2, hidden=8, embed_dim=4), torch.eye(2)[:1], torch.eye(2)[1:])
+    for critic in (bare, projected):
+        assert readout._embeddings(critic, x, y) is not None  # the path under test
+        whole = float(_Chosen.bound(critic(x, y).detach()))
+        assert block_value(critic, _Chosen.bound, x, y) == pytest.approx(whole, abs=1e-5)
+
+
 def test_infonce_read_out_blocks_never_exceed_the_largest_block(monkeypatch):
     from mi_estimators.estimation import readout
 

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transform
 from mi_estimators.bounds.infonce import InfoNCE
+from mi_estimators.critics import SeparableCritic
 from mi_estimators.fit import held_out
 
 if TYPE_CHECKING:
@@ -92,6 +93,15 @@ def read_out_chosen(chosen: Candidate, x: np.ndarray, y: np.ndarray, ctx: Contex
     return (1, *read_out(chosen, ctx.data, ctx.opts), chosen.train_value)
 
 
+def _embeddings(critic: Any, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(g(x), h(y))`` of a separable critic, bare or inside a fixed input map (an ``inputs``
+    method around ``critic``), whose scores are ``g(x) @ h(y).T``; None for any other critic."""
+    inner = critic.critic if hasattr(critic, "inputs") else critic
+    if not isinstance(inner, SeparableCritic) or inner.n_models is not None:
+        return None
+    return inner.embed(*(critic.inputs(x, y) if inner is not critic else (x, y)))
+
+
 def certified(candidates: Sequence[Candidate], best: Candidate, data: Splits, opts: EstimateOptions) -> list[float]:
     """The held-out lower bounds of the candidates not chosen: each one's bound on up to
     ``LOWER_BOUND_BLOCKS`` blocks of the test split, rows it was neither fitted nor chosen on
@@ -142,9 +152,11 @@ def block_value(critic: Any, bound: Any, x: Tensor, y: Tensor) -> float:
     m = x.shape[0]
     if not rowwise(bound):
         return held_out(critic, bound, x, y, m, groups=0)[0]
+    embedded = _embeddings(critic, x, y)
     total = 0.0
     for a in range(0, m, ROW_CHUNK):
-        s = critic(x[a:a + ROW_CHUNK], y).double()  # (rows, m)
+        s = (critic(x[a:a + ROW_CHUNK], y) if embedded is None
+             else embedded[0][a:a + ROW_CHUNK] @ embedded[1].T).double()  # (rows, m)
         rows = torch.arange(s.shape[0], device=s.device)
         total += float((s[rows, rows + a] - torch.logsumexp(s, 1)).sum())
     return total / m + math.log(m)
