@@ -156,9 +156,9 @@ def block_value(critic: Any, bound: Any, x: Tensor, y: Tensor) -> float:
     total = 0.0
     for a in range(0, m, ROW_CHUNK):
         s = (critic(x[a:a + ROW_CHUNK], y) if embedded is None
-             else embedded[0][a:a + ROW_CHUNK] @ embedded[1].T).double()  # (rows, m)
+             else embedded[0][a:a + ROW_CHUNK] @ embedded[1].T)  # (rows, m)
         rows = torch.arange(s.shape[0], device=s.device)
-        total += float((s[rows, rows + a] - torch.logsumexp(s, 1)).sum())
+        total += float((s[rows, rows + a] - torch.logsumexp(s, 1)).double().sum())  # float64 sum of the rows
     return total / m + math.log(m)
 
 
