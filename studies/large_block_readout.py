@@ -6,8 +6,9 @@ bias caps what any critic can show (``BENCHMARKS.md``: 4.88 for 5 nats on
 ``spiral-gauss-5x5-mi5``, for the exact log density ratio too). This script trains ``estimate()`` at
 each ``--sizes`` n on ``task.sample(n, seed)``, then reads each returned critic out on the same fresh
 rows (``task.sample(rows, seed + 100)``, mapped to normal scores by their own ranks, as ``estimate()``
-maps its rows) with InfoNCE on blocks of ``--block`` rows, scored ``CHUNK`` rows at a time (the
-``(block, block)`` matrix is never held): ``mean_i [T_ii − logsumexp_j T_ij] + log block``. Beside
+maps its rows) with InfoNCE on blocks of ``--block`` rows, scored a chunk of rows at a time as
+``estimate()`` scores a large test split (``readout.block_value``: the ``(block, block)`` matrix is
+never held). Beside
 them, the exact log density ratio on the same blocks: the read-out's floor; and per block, each
 critic's difference from the first row's on the same rows (paired: the rows' own noise cancels).
 
@@ -25,25 +26,24 @@ import torch
 
 import mi_estimators as mie
 from mi_estimators.arrays import marginal_transform
+from mi_estimators.estimation.readout import block_value
 
-CHUNK = 512
-
-
-@torch.no_grad()
-def infonce_chunked(score_rows, n: int) -> float:
-    """InfoNCE of an ``(n, n)`` score matrix given as ``score_rows(a, b)``, the rows a..b."""
-    total = 0.0
-    for a in range(0, n, CHUNK):
-        s = score_rows(a, min(a + CHUNK, n)).double()
-        diag = s[torch.arange(s.shape[0]), torch.arange(a, a + s.shape[0])]
-        total += float((diag - torch.logsumexp(s, 1)).sum())
-    return total / n + math.log(n)
+def exact_critic(task):
+    """The task's log density ratio as a critic: ``(rows, m)`` scores of rows of x against all of y
+    (off the support, −∞, clamped to −10⁴)."""
+    def scores(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xs, ys = x.numpy(), y.numpy()
+        t = task.log_density_ratio(np.repeat(xs, len(ys), 0), np.tile(ys, (len(xs), 1)))
+        return torch.as_tensor(t.reshape(len(xs), len(ys)), dtype=torch.float32).clamp_min(-1e4)
+    return scores
 
 
-def read_blocks(score_rows_of_block, rows: int, block: int) -> np.ndarray:
-    """InfoNCE on each of the ``rows // block`` disjoint blocks."""
-    return np.array([infonce_chunked(score_rows_of_block(k * block, (k + 1) * block), block)
-                     for k in range(rows // block)])
+def read_blocks(critic, x: torch.Tensor, y: torch.Tensor, block: int) -> np.ndarray:
+    """InfoNCE of ``critic`` on each of the ``len(x) // block`` disjoint blocks, as ``estimate()``
+    reads a large test split (:func:`mi_estimators.estimation.readout.block_value`)."""
+    nce = mie.get("infonce")
+    return np.array([block_value(critic, nce, x[k * block:(k + 1) * block], y[k * block:(k + 1) * block])
+                     for k in range(len(x) // block)])
 
 
 def mean_se(values: np.ndarray) -> tuple[float, float]:
@@ -63,20 +63,12 @@ def main() -> None:
     fx, fy = task.sample(a.rows, seed=a.seed + 100)
     every = np.arange(a.rows)
     zx, zy = (torch.as_tensor(marginal_transform(v, every, "rank"), dtype=torch.float32) for v in (fx, fy))
-
-    def exact(s, e):
-        def rows(i, j):
-            xs = fx[s + i:s + j]
-            return torch.as_tensor(task.log_density_ratio(np.repeat(xs, e - s, 0), np.tile(fy[s:e], (len(xs), 1)))
-                                   .reshape(len(xs), e - s)).clamp_min(-1e4)
-        return rows
-
     print(f"| critic | InfoNCE on {a.block}-row blocks of {a.rows} fresh rows | stderr | paired difference from "
           "the first row, per block: mean ± stderr | estimate() | CPU s |")
     print("|---|---|---|---|---|---|")
     first = None
     if a.exact:
-        first = read_blocks(exact, a.rows, a.block)
+        first = read_blocks(exact_critic(task), torch.as_tensor(fx), torch.as_tensor(fy), a.block)
         print(f"| exact log density ratio (true {task.mi:.3f}) | {mean_se(first)[0]:.4f} | {mean_se(first)[1]:.4f} "
               "| | | |", flush=True)
     for n in a.sizes:
@@ -85,7 +77,7 @@ def main() -> None:
         result = mie.estimate(x, y, seed=0, threads=1, progress=False)
         cpu = time.process_time() - t
         critic = result.critic.cpu().eval()
-        values = read_blocks(lambda s, e: (lambda i, j: critic(zx[s + i:s + j], zy[s:e])), a.rows, a.block)
+        values = read_blocks(critic, zx, zy, a.block)
         first = values if first is None else first
         diff = "{:+.4f} ± {:.4f}".format(*mean_se(values - first)) if values is not first else ""
         print(f"| estimate() at n = {n:,} ({result.settings.chosen_critic}) | {mean_se(values)[0]:.4f} | "
