@@ -111,3 +111,15 @@ def test_estimate_crossfit_stacked_equals_refits_in_turn(monkeypatch):
     assert stacked.settings.read_out_folds == 3 and stacked.settings.chosen_critic == "trained"
     assert stacked.mi == pytest.approx(in_turn.mi, abs=1e-4)  # the same fits, up to rounding
     assert stacked.stderr == pytest.approx(in_turn.stderr, rel=1e-3)
+
+
+def test_other_refittable_critics_are_refitted_in_turn(monkeypatch):
+    """A critic that cannot stack (bilinear) keeps the refits in turn: fit_stacked is never called."""
+    monkeypatch.setattr(trained, "fit_stacked", lambda *a, **k: pytest.fail("fit_stacked called"))
+    g = np.random.default_rng(1)
+    x = g.standard_normal((900, 2))
+    y = x + g.standard_normal((900, 2))
+    r = mie.estimate(x, y, seed=0, folds=3, steps=100, copula=False, critic="bilinear", progress=False)
+    assert r.settings.chosen_critic == "trained" and r.settings.read_out_folds == 3
+    # two pairs of correlation 1/√2 (½ log 2 each): a short training reads part of it, never more
+    assert 0.1 < r.mi < np.log(2) + 3 * r.stderr

@@ -51,7 +51,7 @@ from mi_estimators.critics import EnsembleCritic, ProjectedCritic
 from mi_estimators.estimation.candidates.base import Candidate, Context
 from mi_estimators.estimation.options import DEFAULT_CRITIC_OPTIONS, EstimateOptions
 from mi_estimators.estimation.readout import Splits
-from mi_estimators.estimation.refit import fit_stacked, stackable
+from mi_estimators.estimation.refit import fit_stacked
 from mi_estimators.fit import FitConfig, FitResult, Race, fit_critic, held_out, seeded
 
 __all__ = ["CANONICAL_MAX_FRACTION", "CANONICAL_MIN_DIM", "NOT_CROSSFIT", "RACE_AFTER", "RACE_WINDOW",
@@ -238,14 +238,13 @@ class TrainedCandidate(Candidate):
     def refit_folds(self, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[nn.Module, float]]:
         """:meth:`refit` on each fold's rows, the K critics trained as one stacked model where they
         can be (:func:`~mi_estimators.estimation.refit.fit_stacked`: the same batches, initial
-        weights and step counts as K refits in turn)."""
-        if not self.refittable:
-            return super().refit_folds(folds)
+        weights and step counts as K refits in turn): the separable critic, bare or inside its input
+        map (the value features, a canonical or ridge projection); any other in turn."""
         ctx = self.ctx
+        if not self.refittable or ctx.opts.critic != "separable" or len(folds) < 2:
+            return super().refit_folds(folds)
         rows = [tuple(torch.as_tensor(a, dtype=torch.float32, device=ctx.device) for a in fold) for fold in folds]
         critics = [_build(ctx.opts, xt, yt, self.rank, self.reduction).to(ctx.device) for xt, yt in rows]
-        if not stackable(critics):
-            return super().refit_folds(folds)
         config = self._refit_config()
         steps = [self._refit_steps(len(x)) for x, _ in folds]
         critics = fit_stacked(critics, self.bound, rows, steps, config, ctx.rng)
