@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from mi_estimators.options import integer, positive_int
 
 __all__ = ["BilinearCritic", "ConcatCritic", "EnsembleCritic", "MLP", "ProjectedCritic", "SeparableCritic",
-           "StackedLinear", "stack", "unstack", "with_norm_feature"]
+           "StackedLinear", "inner_critic", "inner_inputs", "stack", "unstack", "with_norm_feature"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "elu": nn.ELU, "tanh": nn.Tanh, "silu": nn.SiLU,
@@ -369,6 +369,25 @@ class ProjectedCritic(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return self.critic(*self.inputs(x, y))
+
+
+def inner_critic(critic: nn.Module) -> nn.Module:
+    """The trained critic of ``critic``: the one inside a fixed input map (a wrapper with an
+    ``inputs(x, y)`` method around ``.critic``, such as :class:`ProjectedCritic`), else ``critic``."""
+    return critic.critic if hasattr(critic, "inputs") else critic
+
+
+def inner_inputs(critic: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """What :func:`inner_critic` takes for the rows ``(x, y)``: ``critic.inputs(x, y)`` for a fixed
+    input map, else ``(x, y)``; ``critic(x, y) == inner_critic(critic)(*inner_inputs(critic, x, y))``.
+
+    >>> inner = SeparableCritic(2, 2, hidden=4, embed_dim=2)  # one direction a side, plus its mean square
+    >>> critic = ProjectedCritic(inner, torch.eye(3)[:1], torch.eye(2)[:1])
+    >>> x, y = torch.randn(4, 3), torch.randn(4, 2)
+    >>> inner_critic(critic) is inner and bool(torch.equal(critic(x, y), inner(*inner_inputs(critic, x, y))))
+    True
+    """
+    return critic.inputs(x, y) if hasattr(critic, "inputs") else (x, y)
 
 
 def stack(critics: list[_Critic]) -> _Critic:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transform
 from mi_estimators.bounds.infonce import InfoNCE
-from mi_estimators.critics import SeparableCritic
+from mi_estimators.critics import SeparableCritic, inner_critic, inner_inputs
 from mi_estimators.fit import held_out
 
 if TYPE_CHECKING:
@@ -96,10 +96,10 @@ def read_out_chosen(chosen: Candidate, x: np.ndarray, y: np.ndarray, ctx: Contex
 def _embeddings(critic: Any, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
     """``(g(x), h(y))`` of a separable critic, bare or inside a fixed input map (an ``inputs``
     method around ``critic``), whose scores are ``g(x) @ h(y).T``; None for any other critic."""
-    inner = critic.critic if hasattr(critic, "inputs") else critic
+    inner = inner_critic(critic)
     if not isinstance(inner, SeparableCritic) or inner.n_models is not None:
         return None
-    return inner.embed(*(critic.inputs(x, y) if inner is not critic else (x, y)))
+    return inner.embed(*inner_inputs(critic, x, y))
 
 
 def certified(candidates: Sequence[Candidate], best: Candidate, data: Splits, opts: EstimateOptions) -> list[float]:

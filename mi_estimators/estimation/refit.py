@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from mi_estimators.bounds.base import finite_checks, value_and_loss
-from mi_estimators.critics import SeparableCritic, stack, unstack
+from mi_estimators.critics import SeparableCritic, inner_critic, inner_inputs, stack, unstack
 from mi_estimators.fit import FitConfig, MovingAverage, make_adam, minibatches
 
 __all__ = ["fit_stacked", "stackable"]
@@ -36,7 +36,7 @@ __all__ = ["fit_stacked", "stackable"]
 def stackable(critics: Sequence[nn.Module]) -> bool:
     """Whether ``critics`` can train as one stacked model: separable critics of one configuration,
     bare or each inside a fixed input map (module docstring), two or more."""
-    inner = [getattr(c, "critic", c) if hasattr(c, "inputs") else c for c in critics]
+    inner = [inner_critic(c) for c in critics]
     return (len(inner) > 1 and all(type(c) is SeparableCritic and c.n_models is None for c in inner)
             and all((c.x_dim, c.y_dim, c.config) == (inner[0].x_dim, inner[0].y_dim, inner[0].config) for c in inner))
 
@@ -49,8 +49,7 @@ def _drawn(n: int, batch: int, steps: int, rng: np.random.Generator, device) -> 
 
 @torch.no_grad()
 def _load(critic: nn.Module, trained: nn.Module) -> nn.Module:
-    inner = critic.critic if hasattr(critic, "inputs") else critic
-    inner.load_state_dict(trained.state_dict())
+    inner_critic(critic).load_state_dict(trained.state_dict())
     return critic.eval()
 
 
@@ -66,8 +65,8 @@ def fit_stacked(critics: Sequence[nn.Module], bound: Any, train: Sequence[tuple[
                          "a step count for each")
     device = train[0][0].device
     indices = [_drawn(x.shape[0], config.batch, s, rng, device) for (x, _), s in zip(train, steps)]
-    inputs = [c.inputs(*rows) if hasattr(c, "inputs") else rows for c, rows in zip(critics, train)]
-    model = stack([getattr(c, "critic", c) for c in critics])
+    inputs = [inner_inputs(c, *rows) for c, rows in zip(critics, train)]
+    model = stack([inner_critic(c) for c in critics])
     optimizer = make_adam(model.parameters(), config.lr, config.weight_decay)
     average = None if config.ema is None else MovingAverage(model, config.ema)
     kept: dict[int, nn.Module] = {}
