@@ -42,7 +42,7 @@ def read_blocks(critic, x: torch.Tensor, y: torch.Tensor, block: int) -> np.ndar
     """InfoNCE of ``critic`` on each of the ``len(x) // block`` disjoint blocks, as ``estimate()``
     reads a large test split (:func:`mi_estimators.estimation.readout.block_value`)."""
     nce = mie.get("infonce")
-    return np.array([block_value(critic, nce, x[k * block:(k + 1) * block], y[k * block:(k + 1) * block])
+    return np.array([block_value(critic, nce, x[k * block:(k + 1) * block], y[k * block:(k + 1) * block])[0]
                      for k in range(len(x) // block)])
 
 

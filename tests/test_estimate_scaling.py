@@ -84,32 +84,72 @@ class _ChosenDV:
 @pytest.mark.parametrize("groups", [20, 5])
 @pytest.mark.parametrize("chosen", [_Chosen, _ChosenDV], ids=["infonce", "dv"])
 def test_many_blocks_give_the_standard_error_of_the_block_mean(groups, chosen):
-    """m >= G blocks of eval_batch rows: the mean of the blocks' values and sd(θ_b, ddof=1)/√m,
-    against a naive loop. DV keeps blocks of about eval_batch rows (25 of 80); InfoNCE takes the
-    largest blocks that leave G of them (G blocks of 2000/G rows), scored in row chunks."""
+    """m >= G blocks: the mean of the blocks' values and sd(θ_b, ddof=1)/√m, against a naive loop."""
     data, block = _splits(2000), 80  # 25 blocks of 80 rows
     mi, se = read_out(chosen(), data, EstimateOptions(eval_batch=block, jackknife_groups=groups))
     x, y = data.test
-    m = groups if chosen is _Chosen else 25
-    edges = np.linspace(0, 2000, m + 1).astype(int)
+    edges = np.linspace(0, 2000, 26).astype(int)
     values = [float(chosen.bound(_Bilinear()(x[a:b], y[a:b]))) for a, b in zip(edges[:-1], edges[1:])]
     assert mi == pytest.approx(np.mean(values), abs=1e-6)
-    assert se == pytest.approx(np.std(values, ddof=1) / math.sqrt(m), rel=1e-5)
+    assert se == pytest.approx(np.std(values, ddof=1) / 5, rel=1e-5)
+
+
+class _ChosenSeparable:
+    def __init__(self):
+        from mi_estimators.critics import SeparableCritic
+
+        torch.manual_seed(0)
+        self.critic, self.bound = SeparableCritic(2, 2, hidden=8, embed_dim=4).eval(), mie.get("infonce")
+
+
+@pytest.mark.parametrize("largest, groups", [(300, 2), (300, 20), (2000, 20), (2000, 0)])
+def test_infonce_of_a_separable_critic_reads_blocks_of_up_to_the_largest_block(monkeypatch, largest, groups):
+    """⌈n / largest⌉ blocks (7 of at most 300 rows, or one of 2,000), each InfoNCE on its whole
+    matrix; the standard error of the blocks' mean (7 >= 2 groups), their jackknife variances over
+    ⌈G / m⌉ groups each, added (7 < 20), or none (G = 0): against the naive computations."""
+    from mi_estimators.estimation import readout
+    from mi_estimators.jackknife import delete_group_values
+
+    monkeypatch.setattr(readout, "MAX_READOUT_BLOCK", largest)
+    chosen, data = _ChosenSeparable(), _splits(2000)
+    opts = EstimateOptions(eval_batch=50, jackknife_groups=groups)
+    assert readout.large_blocks(chosen, 2000, opts) and not readout.large_blocks(_Chosen(), 2000, opts)
+    mi, se = read_out(chosen, data, opts)
+    x, y = data.test
+    m = math.ceil(2000 / largest)
+    edges = np.linspace(0, 2000, m + 1).astype(int)
+    with torch.no_grad():
+        scores = [chosen.critic(x[a:b], y[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    values = [float(chosen.bound(s)) for s in scores]
+    assert max(b - a for a, b in zip(edges[:-1], edges[1:])) <= largest
+    assert mi == pytest.approx(np.mean(values), abs=1e-5)
+    if groups == 0:
+        assert math.isnan(se)
+    elif m >= groups:
+        assert se == pytest.approx(np.std(values, ddof=1) / math.sqrt(m), rel=1e-3, abs=1e-6)
+    else:
+        g = groups if m == 1 else math.ceil(groups / m)
+        loos = [delete_group_values(chosen.bound, s, g) for s in scores]
+        var = [(g - 1) / g * ((v - v.mean()) ** 2).sum() for v in loos]
+        assert se == pytest.approx(math.sqrt(sum(var)) / m, rel=1e-3, abs=1e-6)
 
 
 def test_block_value_scores_infonce_in_row_chunks_as_the_whole_matrix():
     x, y = _splits(1300).test  # more rows than ROW_CHUNK, and not a multiple of it
     assert 1300 > ROW_CHUNK and 1300 % ROW_CHUNK
     whole = float(_Chosen.bound(_Bilinear()(x, y)))
-    assert block_value(_Bilinear(), _Chosen.bound, x, y) == pytest.approx(whole, abs=1e-5)
-    clipped = mie.get("infonce", clip=5.0)  # not row-wise: the whole matrix, as held_out reads it
+    value, loo = block_value(_Bilinear(), _Chosen.bound, x, y)
+    assert value == pytest.approx(whole, abs=1e-5) and loo is None
+    clipped = mie.get("infonce", clip=5.0)  # not a mean of row terms
     assert not rowwise(clipped) and rowwise(_Chosen.bound)
-    assert block_value(_Bilinear(), clipped, x, y) == pytest.approx(float(clipped(_Bilinear()(x, y))), abs=1e-5)
+    with pytest.raises(ValueError, match="plain InfoNCE"):
+        block_value(_Bilinear(), clipped, x, y)
 
 
 def test_block_value_of_a_separable_critic_uses_its_embeddings_once():
     from mi_estimators.critics import ProjectedCritic, SeparableCritic
     from mi_estimators.estimation import readout
+    from mi_estimators.jackknife import delete_group_values
 
     torch.manual_seed(0)
     x, y = _splits(1100).test
@@ -117,18 +157,10 @@ def test_block_value_of_a_separable_critic_uses_its_embeddings_once():
     projected = ProjectedCritic(SeparableCritic(2, 2, hidden=8, embed_dim=4), torch.eye(2)[:1], torch.eye(2)[1:])
     for critic in (bare, projected):
         assert readout._embeddings(critic, x, y) is not None  # the path under test
-        whole = float(_Chosen.bound(critic(x, y).detach()))
-        assert block_value(critic, _Chosen.bound, x, y) == pytest.approx(whole, abs=1e-5)
-
-
-def test_infonce_read_out_blocks_never_exceed_the_largest_block(monkeypatch):
-    from mi_estimators.estimation import readout
-
-    sizes = []
-    monkeypatch.setattr(readout, "block_value", lambda critic, bound, x, y: sizes.append(len(x)) or 1.0)
-    monkeypatch.setattr(readout, "MAX_READOUT_BLOCK", 300)
-    read_out(_Chosen(), _splits(2000), EstimateOptions(eval_batch=50, jackknife_groups=2))
-    assert len(sizes) == 7 and sum(sizes) == 2000 and max(sizes) <= 300  # ⌈2000/300⌉ blocks, not 2000 // 300
+        scores = critic(x, y).detach()
+        value, loo = block_value(critic, _Chosen.bound, x, y, groups=7)
+        assert value == pytest.approx(float(_Chosen.bound(scores)), abs=1e-5)
+        np.testing.assert_allclose(loo, delete_group_values(_Chosen.bound, scores, 7), atol=1e-5)
 
 
 def test_a_few_blocks_share_the_jackknife_groups_and_one_block_keeps_them_all():

@@ -3,8 +3,8 @@
 
 **The read-out.** The chosen candidate's bound on the full score matrix of the test split
 (n_test(n_test − 1) negatives, :func:`mi_estimators.fit.held_out`), with a delete-a-group jackknife
-standard error; on a large test split, in blocks (:func:`read_out`: an InfoNCE read-out in the
-largest blocks that leave ``jackknife_groups`` of them, scored a chunk of rows at a time). A
+standard error; on a large test split, in blocks (:func:`read_out`: an InfoNCE read-out of a
+separable critic in blocks of up to ``MAX_READOUT_BLOCK`` rows, scored a chunk of rows at a time). A
 ``refittable`` winner is cross-fitted instead (``folds=5`` up to 20,000 rows, :func:`crossfit`):
 refitted on K − 1 folds of all n rows and read out on the K-th, in turn; the read-out then uses
 every row, each fit sees 80% of the rows instead of 70%, and the standard error is about half the
@@ -33,13 +33,14 @@ from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transfor
 from mi_estimators.bounds.infonce import InfoNCE
 from mi_estimators.critics import SeparableCritic, inner_critic, inner_inputs
 from mi_estimators.fit import held_out
+from mi_estimators.jackknife import infonce_by_rows
 
 if TYPE_CHECKING:
     from mi_estimators.estimation.candidates.base import Candidate, Context
     from mi_estimators.estimation.options import EstimateOptions
 
 __all__ = ["LOWER_BOUND_BLOCKS", "MAX_READOUT_BLOCK", "ROW_CHUNK", "Splits", "block_value", "certified", "crossfit",
-           "intervals", "read_out", "read_out_chosen", "rowwise", "split"]
+           "intervals", "large_blocks", "read_out", "read_out_chosen", "rowwise", "split"]
 
 
 class Splits(NamedTuple):
@@ -93,13 +94,17 @@ def read_out_chosen(chosen: Candidate, x: np.ndarray, y: np.ndarray, ctx: Contex
     return (1, *read_out(chosen, ctx.data, ctx.opts), chosen.train_value)
 
 
+def _separable(critic: Any) -> SeparableCritic | None:
+    """The separable critic of ``critic`` (bare or inside a fixed input map), or None."""
+    inner = inner_critic(critic) if isinstance(critic, torch.nn.Module) else critic
+    return inner if isinstance(inner, SeparableCritic) and inner.n_models is None else None
+
+
 def _embeddings(critic: Any, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
-    """``(g(x), h(y))`` of a separable critic, bare or inside a fixed input map (an ``inputs``
-    method around ``critic``), whose scores are ``g(x) @ h(y).T``; None for any other critic."""
-    inner = inner_critic(critic)
-    if not isinstance(inner, SeparableCritic) or inner.n_models is not None:
-        return None
-    return inner.embed(*inner_inputs(critic, x, y))
+    """``(g(x), h(y))`` of a separable critic (:func:`_separable`), whose scores are
+    ``g(x) @ h(y).T``; None for any other critic."""
+    inner = _separable(critic)
+    return None if inner is None else inner.embed(*inner_inputs(critic, x, y))
 
 
 def certified(candidates: Sequence[Candidate], best: Candidate, data: Splits, opts: EstimateOptions) -> list[float]:
@@ -119,47 +124,65 @@ def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple
     (``held_out`` adds the blocks' variances) and the bound is evaluated m(⌈G/m⌉ + 1) times instead of
     m(G + 1); many (m >= G, large n), the blocks' values ``θ_b`` are themselves i.i.d. (disjoint rows,
     a fixed critic), so ``stderr = sd(θ_b) / √m`` with m − 1 >= G − 1 degrees of freedom: one evaluation
-    per block. There, an InfoNCE read-out (:func:`rowwise`) takes the largest blocks that still leave
-    G of them, up to ``MAX_READOUT_BLOCK`` rows, scored a chunk of rows at a time (:func:`block_value`):
-    InfoNCE on B rows is capped at log B and biased low by about what the critic's scores spread over
-    B candidates lose, so larger blocks read more of a good critic (``BENCHMARKS.md``: on a 5-nat task
-    the exact log density ratio reads 4.88 on 4,096-row blocks and 4.97 on 16,384)."""
+    per block.
+
+    An InfoNCE read-out of a separable critic (:func:`large_blocks`) takes blocks of up to
+    ``MAX_READOUT_BLOCK`` rows instead, with the same three cases, scored a chunk of rows at a time
+    (:func:`block_value`): InfoNCE on B rows is capped at log B and biased low by what a good critic
+    loses among B candidates, so larger blocks read more of it (``BENCHMARKS.md``: on a 5-nat task the
+    exact log density ratio reads 4.88 on 4,096-row blocks and 4.97 on 16,384)."""
     x, y = data.test
-    blocks, groups = x.shape[0] // opts.eval_batch, opts.jackknife_groups
-    if groups < 2 or blocks < groups:
+    n, groups = x.shape[0], opts.jackknife_groups
+    large = large_blocks(candidate, n, opts)
+    blocks = math.ceil(n / MAX_READOUT_BLOCK) if large else n // opts.eval_batch
+    if not large and (groups < 2 or blocks < groups):
         per_block = groups if blocks <= 1 or groups < 2 else max(2, math.ceil(groups / blocks))
         return held_out(candidate.critic, candidate.bound, x, y, opts.eval_batch, groups=per_block)
-    if rowwise(candidate.bound):  # larger blocks, as many as the groups (module docstring)
-        blocks = max(groups, math.ceil(x.shape[0] / MAX_READOUT_BLOCK))
-    edges = np.linspace(0, x.shape[0], blocks + 1).astype(int)  # the blocks held_out would cut
-    values = np.array([block_value(candidate.critic, candidate.bound, x[a:b], y[a:b])
-                       for a, b in zip(edges[:-1], edges[1:])])
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(blocks))
+    edges = np.linspace(0, n, blocks + 1).astype(int)  # the blocks held_out would cut
+    if not large:
+        values = np.array([held_out(candidate.critic, candidate.bound, x[a:b], y[a:b], b - a, groups=0)[0]
+                           for a, b in zip(edges[:-1], edges[1:])])
+        return float(values.mean()), float(values.std(ddof=1) / math.sqrt(blocks))
+    per_block = 0 if groups < 2 or blocks >= groups else groups if blocks == 1 else max(2, math.ceil(groups / blocks))
+    read = [block_value(candidate.critic, candidate.bound, x[a:b], y[a:b], per_block)
+            for a, b in zip(edges[:-1], edges[1:])]
+    values = np.array([v for v, _ in read])
+    if per_block:  # the blocks' jackknife variances, added
+        var = sum((per_block - 1) / per_block * float(((loo - loo.mean()) ** 2).sum()) for _, loo in read)
+        return float(values.mean()), math.sqrt(var) / blocks
+    se = float(values.std(ddof=1) / math.sqrt(blocks)) if groups >= 2 and blocks >= 2 else math.nan
+    return float(values.mean()), se
 
 
 def rowwise(bound: Any) -> bool:
-    """Whether :func:`block_value` scores ``bound`` a chunk of rows at a time: plain InfoNCE, whose
+    """Whether :func:`block_value` reads ``bound`` a chunk of rows at a time: plain InfoNCE, whose
     value is a mean over the rows of a function of each row alone."""
     return type(bound) is InfoNCE and bound.clip is None
 
 
+def large_blocks(candidate: Candidate, n_test: int, opts: EstimateOptions) -> bool:
+    """Whether :func:`read_out` reads ``n_test`` rows in blocks of up to ``MAX_READOUT_BLOCK`` rows:
+    an InfoNCE read-out (:func:`rowwise`) of a separable critic, bare or in a fixed input map (its
+    scores cost two embeddings and one product; a concat critic's would cost an MLP pass per pair), on
+    more test rows than one ``eval_batch`` block (fewer: one block either way)."""
+    return rowwise(candidate.bound) and _separable(candidate.critic) is not None and n_test > opts.eval_batch
+
+
 @torch.no_grad()
-def block_value(critic: Any, bound: Any, x: Tensor, y: Tensor) -> float:
-    """``bound`` on the full ``(m, m)`` score matrix of the rows ``(x, y)``. For InfoNCE
-    (:func:`rowwise`), ``mean_i [s_ii − logsumexp_j s_ij] + log m`` from ``ROW_CHUNK`` rows of
-    scores at a time: the matrix is never held, so a block may hold far more rows than
-    :func:`mi_estimators.fit.held_out`'s."""
-    m = x.shape[0]
+def block_value(critic: Any, bound: Any, x: Tensor, y: Tensor, groups: int = 0) -> tuple[float, np.ndarray | None]:
+    """InfoNCE (``bound``, :func:`rowwise`) on the full ``(m, m)`` score matrix of the rows
+    ``(x, y)``, and its ``groups`` delete-a-group values (None below 2 groups), from ``ROW_CHUNK`` rows
+    of scores at a time (:func:`mi_estimators.jackknife.infonce_by_rows`): the matrix is never held,
+    so a block may hold far more rows than :func:`mi_estimators.fit.held_out`'s. A separable critic's
+    embeddings are computed once per block."""
     if not rowwise(bound):
-        return held_out(critic, bound, x, y, m, groups=0)[0]
+        raise ValueError(f"block_value reads plain InfoNCE only, got {type(bound).__name__}")
     embedded = _embeddings(critic, x, y)
-    total = 0.0
-    for a in range(0, m, ROW_CHUNK):
-        s = (critic(x[a:a + ROW_CHUNK], y) if embedded is None
-             else embedded[0][a:a + ROW_CHUNK] @ embedded[1].T)  # (rows, m)
-        rows = torch.arange(s.shape[0], device=s.device)
-        total += float((s[rows, rows + a] - torch.logsumexp(s, 1)).double().sum())  # float64 sum of the rows
-    return total / m + math.log(m)
+
+    def score_rows(a: int, b: int) -> Tensor:
+        return critic(x[a:b], y) if embedded is None else embedded[0][a:b] @ embedded[1].T
+
+    return infonce_by_rows(score_rows, x.shape[0], groups, ROW_CHUNK)
 
 
 def crossfit(candidate: Candidate, x: np.ndarray, y: np.ndarray, opts: EstimateOptions, rng: np.random.Generator,
