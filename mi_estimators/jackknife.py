@@ -33,7 +33,7 @@ from mi_estimators.bounds.base import Bound
 from mi_estimators.bounds.dv import DV
 from mi_estimators.bounds.infonce import InfoNCE
 
-__all__ = ["delete_group_values", "infonce_by_rows", "jackknife_variance", "naive_delete_group_values"]
+__all__ = ["delete_group_values", "infonce_by_rows", "jackknife_variance", "naive_delete_group_values", "variance_of"]
 
 
 def _groups(m: int, groups: int) -> list[np.ndarray]:
@@ -80,19 +80,29 @@ def _dv_values(scores: Tensor, groups: int) -> Tensor | None:
     return diag_mean - c - torch.log(kept_exp / (m_g * (m_g - 1)))
 
 
-def _infonce_values(scores: Tensor, groups: int) -> Tensor | None:
-    m = scores.shape[0]
+def _infonce_group_sums(scores: Tensor, first: int, onehot: Tensor) -> Tensor | None:
+    """Over the rows ``first .. first + len(scores)`` of an ``(m, m)`` matrix (``scores`` holds those
+    rows, all m columns), the sum of each row's term with group g deleted, ``s_ii − c_i − log Σ_{h≠g}
+    R[i, h]``, over the rows outside g: ``(G,)`` in float64. None where a row keeps no positive sum
+    outside some group (its term would be infinite)."""
     s = scores.double()
-    onehot = _onehot(m, groups, s.device)
-    c = s.max(1, keepdim=True).values                            # (m, 1)
-    rows = torch.exp(s - c) @ onehot                             # (m, G): R[i, h]
-    kept = rows @ (1.0 - torch.eye(groups, dtype=s.dtype, device=s.device))   # (m, G): Σ_{h≠g} R[i, h]
+    rows = torch.arange(s.shape[0], device=s.device)
+    groups = onehot.shape[1]
+    c = s.max(1, keepdim=True).values                                          # (rows, 1)
+    kept = (torch.exp(s - c) @ onehot) @ (1.0 - torch.eye(groups, dtype=s.dtype, device=s.device))  # Σ_{h≠g} R[i, h]
     if not bool((kept > 0).all()):
         return None
-    terms = s.diagonal()[:, None] - c - torch.log(kept)          # (m, G): row i's term with group g deleted
-    mask = 1.0 - onehot                                          # rows kept when g is deleted
-    m_g = mask.sum(0)
-    return (terms * mask).sum(0) / m_g + torch.log(m_g)
+    terms = s[rows, rows + first][:, None] - c - torch.log(kept)               # (rows, G)
+    return (terms * (1.0 - onehot[first:first + s.shape[0]])).sum(0)          # rows kept when g is deleted
+
+
+def _infonce_values(scores: Tensor, groups: int) -> Tensor | None:
+    onehot = _onehot(scores.shape[0], groups, scores.device)
+    sums = _infonce_group_sums(scores, 0, onehot)
+    if sums is None:
+        return None
+    m_g = scores.shape[0] - onehot.sum(0)
+    return sums / m_g + torch.log(m_g)
 
 
 def infonce_by_rows(score_rows: Callable[[int, int], Tensor], m: int, groups: int,
@@ -100,9 +110,9 @@ def infonce_by_rows(score_rows: Callable[[int, int], Tensor], m: int, groups: in
     """InfoNCE of an ``(m, m)`` score matrix given a chunk of rows at a time (``score_rows(a, b)``:
     rows a..b, all m columns), and its ``groups`` delete-a-group values ``θ_{−g}`` (None for
     ``groups < 2``): the InfoNCE formulas of the module docstring, summed over the rows as they come,
-    so the matrix is never held. Row sums in float64, the log-sum-exp of a chunk in its own dtype.
-    (A row whose every score outside one group lies 745 nats below its maximum makes that group's
-    value infinite, and the jackknife variance with it: no finite standard error is claimed then.)
+    so the matrix is never held. The value's log-sum-exp in the chunk's dtype, its row sum and the
+    group sums in float64. (Where a row keeps nothing outside some group, the values are NaN: no
+    standard error is claimed then.)
 
     >>> s = torch.randn(9, 9)
     >>> value, loo = infonce_by_rows(lambda a, b: s[a:b], 9, 3, chunk=4)
@@ -110,24 +120,20 @@ def infonce_by_rows(score_rows: Callable[[int, int], Tensor], m: int, groups: in
     >>> abs(value - float(get("infonce")(s))) < 1e-5, bool(np.allclose(loo, delete_group_values(get("infonce"), s, 3)))
     (True, True)
     """
-    onehot = _onehot(m, groups, torch.device("cpu")) if groups >= 2 else None
-    total, sums = 0.0, np.zeros(max(groups, 1))
+    onehot = None
+    total, sums = 0.0, 0.0
     for a in range(0, m, chunk):
         s = score_rows(a, min(a + chunk, m))  # (rows, m)
         rows = torch.arange(s.shape[0], device=s.device)
-        diag = s[rows, rows + a]
-        total += float((diag - torch.logsumexp(s, 1)).double().sum())
-        if onehot is None:
-            continue
-        hot = onehot.to(s.device)
-        c = s.max(1, keepdim=True).values
-        kept = (torch.exp((s - c).double()) @ hot) @ (1.0 - torch.eye(groups, dtype=hot.dtype, device=s.device))
-        terms = (diag[:, None] - c).double() - torch.log(kept)  # (rows, G): row i's term with group g deleted
-        sums += ((terms * (1.0 - hot[a:a + s.shape[0]])).sum(0)).cpu().numpy()
+        total += float((s[rows, rows + a] - torch.logsumexp(s, 1)).double().sum())
+        if groups >= 2:
+            onehot = _onehot(m, groups, s.device) if onehot is None else onehot
+            part = _infonce_group_sums(s, a, onehot)
+            sums = sums + (part.cpu().numpy() if part is not None else np.nan)
     value = total / m + math.log(m)
     if onehot is None:
         return value, None
-    m_g = m - onehot.sum(0).numpy()
+    m_g = m - onehot.sum(0).cpu().numpy()
     return value, sums / m_g + np.log(m_g)
 
 
@@ -150,5 +156,14 @@ def delete_group_values(bound: Any, scores: Tensor, groups: int) -> np.ndarray:
 def jackknife_variance(bound: Any, scores: Tensor, groups: int) -> float:
     """Delete-a-group jackknife variance of ``bound`` on an ``(m, m)`` matrix,
     ``(G−1)/G · Σ_g (θ_{−g} − θ̄)²`` over ``groups`` = G groups (module docstring)."""
-    loo = delete_group_values(bound, scores, groups)
-    return (groups - 1) / groups * float(((loo - loo.mean()) ** 2).sum())
+    return variance_of(delete_group_values(bound, scores, groups))
+
+
+def variance_of(values: np.ndarray) -> float:
+    """The delete-a-group jackknife variance ``(G−1)/G · Σ_g (θ_{−g} − θ̄)²`` of G values ``θ_{−g}``.
+
+    >>> variance_of(np.array([1.0, 2.0, 3.0]))
+    1.3333333333333333
+    """
+    groups = len(values)
+    return (groups - 1) / groups * float(((values - values.mean()) ** 2).sum())

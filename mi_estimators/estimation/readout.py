@@ -33,7 +33,7 @@ from mi_estimators.arrays import inverse_knots, marginal_mode, marginal_transfor
 from mi_estimators.bounds.infonce import InfoNCE
 from mi_estimators.critics import SeparableCritic, inner_critic, inner_inputs
 from mi_estimators.fit import held_out
-from mi_estimators.jackknife import infonce_by_rows
+from mi_estimators.jackknife import infonce_by_rows, variance_of
 
 if TYPE_CHECKING:
     from mi_estimators.estimation.candidates.base import Candidate, Context
@@ -96,7 +96,7 @@ def read_out_chosen(chosen: Candidate, x: np.ndarray, y: np.ndarray, ctx: Contex
 
 def _separable(critic: Any) -> SeparableCritic | None:
     """The separable critic of ``critic`` (bare or inside a fixed input map), or None."""
-    inner = inner_critic(critic) if isinstance(critic, torch.nn.Module) else critic
+    inner = inner_critic(critic)
     return inner if isinstance(inner, SeparableCritic) and inner.n_models is None else None
 
 
@@ -135,23 +135,23 @@ def read_out(candidate: Candidate, data: Splits, opts: EstimateOptions) -> tuple
     n, groups = x.shape[0], opts.jackknife_groups
     large = large_blocks(candidate, n, opts)
     blocks = math.ceil(n / MAX_READOUT_BLOCK) if large else n // opts.eval_batch
-    if not large and (groups < 2 or blocks < groups):
-        per_block = groups if blocks <= 1 or groups < 2 else max(2, math.ceil(groups / blocks))
+    many = groups >= 2 and blocks >= groups
+    per_block = 0 if many else groups if blocks <= 1 or groups < 2 else max(2, math.ceil(groups / blocks))
+    if not (large or many):
         return held_out(candidate.critic, candidate.bound, x, y, opts.eval_batch, groups=per_block)
     edges = np.linspace(0, n, blocks + 1).astype(int)  # the blocks held_out would cut
     if not large:
-        values = np.array([held_out(candidate.critic, candidate.bound, x[a:b], y[a:b], b - a, groups=0)[0]
-                           for a, b in zip(edges[:-1], edges[1:])])
-        return float(values.mean()), float(values.std(ddof=1) / math.sqrt(blocks))
-    per_block = 0 if groups < 2 or blocks >= groups else groups if blocks == 1 else max(2, math.ceil(groups / blocks))
-    read = [block_value(candidate.critic, candidate.bound, x[a:b], y[a:b], per_block)
-            for a, b in zip(edges[:-1], edges[1:])]
+        read = [(held_out(candidate.critic, candidate.bound, x[a:b], y[a:b], b - a, groups=0)[0], None)
+                for a, b in zip(edges[:-1], edges[1:])]
+    else:
+        read = [block_value(candidate.critic, candidate.bound, x[a:b], y[a:b], per_block)
+                for a, b in zip(edges[:-1], edges[1:])]
     values = np.array([v for v, _ in read])
-    if per_block:  # the blocks' jackknife variances, added
-        var = sum((per_block - 1) / per_block * float(((loo - loo.mean()) ** 2).sum()) for _, loo in read)
-        return float(values.mean()), math.sqrt(var) / blocks
-    se = float(values.std(ddof=1) / math.sqrt(blocks)) if groups >= 2 and blocks >= 2 else math.nan
-    return float(values.mean()), se
+    if many:
+        return float(values.mean()), float(values.std(ddof=1) / math.sqrt(blocks))
+    if per_block < 2:
+        return float(values.mean()), math.nan
+    return float(values.mean()), math.sqrt(sum(variance_of(loo) for _, loo in read)) / blocks  # variances added
 
 
 def rowwise(bound: Any) -> bool:
