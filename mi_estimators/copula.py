@@ -54,7 +54,7 @@ same; the log density ratio of rank k is
 with T the Gaussian ratio above of canonical correlations ρ₁..ρ_k (the dependent part's, not the
 mixture's). :func:`fit_independent_fraction` fits (w, ρ) by maximum likelihood on the canonical
 variates of the pooled fit: k + 1 parameters. This is the law of the inlier tasks of Czyż et al.'s
-benchmark (Czyż et al. 2023, arXiv:2310.10240); the model's MI has no closed form and is computed by Monte Carlo
+benchmark (2023, arXiv:2310.10240). The model's MI has no closed form and is computed by Monte Carlo
 (:meth:`EllipticalCopulaCritic.mutual_information`).
 
 **Fitting R for ν < ∞**: the EM iteration of the centred multivariate t (Liu & Rubin 1995, Stat.
@@ -84,8 +84,7 @@ from torch import Tensor, nn
 from mi_estimators.options import integer, positive_float
 
 __all__ = ["DF_GRID", "INDEPENDENT_MAX_RANK", "Canonical", "EllipticalCopulaCritic", "fit_dispersion",
-           "fit_independent_fraction",
-           "gaussian_pair_ratio", "rank_grid", "t_scores"]
+           "fit_independent_fraction", "gaussian_pair_ratio", "rank_grid", "t_scores"]
 
 #: degrees of freedom :func:`mi_estimators.estimate` tries (``inf``: the Gaussian copula)
 DF_GRID = (1.0, 2.0, 3.0, 5.0, 10.0, 30.0, math.inf)
@@ -185,13 +184,12 @@ class Canonical:
                    by=vt[:k] @ wy, rho=np.clip(rho, 0.0, 1 - 1e-9))
 
 
-def gaussian_pair_ratio(a, b, rho):
-    """The Gaussian log density ratio of canonical variates ``a`` ``(..., k)`` and ``b`` ``(..., k)``
-    with canonical correlations ``rho`` ``(k,)``: ``Σ_l −½ log(1 − ρ_l²) − (ρ_l²(a_l² + b_l²) − 2ρ_l a_l b_l)
-    / (2(1 − ρ_l²))``, summed over the last axis (NumPy or torch, broadcast)."""
-    lib = torch if isinstance(a, Tensor) else np
+def gaussian_pair_ratio(a: np.ndarray, b: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """The Gaussian log density ratio of row-paired canonical variates ``a``, ``b`` ``(n, k)`` with
+    canonical correlations ``rho`` ``(k,)``: ``Σ_l −½ log(1 − ρ_l²) − (ρ_l²(a_l² + b_l²) − 2ρ_l a_l b_l)
+    / (2(1 − ρ_l²))``, one value per row (the diagonal of :meth:`EllipticalCopulaCritic.scores_t`)."""
     g, c = rho ** 2 / (1 - rho ** 2), rho / (1 - rho ** 2)
-    return (-0.5 * lib.log1p(-rho ** 2) - 0.5 * g * (a ** 2 + b ** 2) + c * a * b).sum(-1)
+    return (-0.5 * np.log1p(-rho ** 2) - 0.5 * g * (a ** 2 + b ** 2) + c * a * b).sum(-1)
 
 
 def fit_independent_fraction(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
@@ -293,6 +291,7 @@ class EllipticalCopulaCritic(nn.Module):
         diagonal blocks, which both parts share) gives new canonical directions, and (w, ρ) is
         refitted on them (an EM step for the directions, Dempster, Laird & Rubin 1977)."""
         k = min(rank, len(canon.rho))
+        rxx, ryy = np.linalg.inv(canon.px), np.linalg.inv(canon.py)  # the pooled blocks, shared by both parts
         for step in range(INDEPENDENT_EM_STEPS + 1):
             a, b = x @ canon.ax[:k].T, y @ canon.by[:k].T
             w, rho = fit_independent_fraction(a, b)
@@ -301,8 +300,7 @@ class EllipticalCopulaCritic(nn.Module):
             # each row's probability of the dependent part, and that part's cross block
             tau = special.expit(np.log1p(-w) + gaussian_pair_ratio(a, b, rho) - math.log(w))
             cross = (x * tau[:, None]).T @ y / tau.sum()
-            canon = Canonical.of(np.block([[np.linalg.inv(canon.px), cross], [cross.T, np.linalg.inv(canon.py)]]),
-                                 x.shape[1])
+            canon = Canonical.of(np.block([[rxx, cross], [cross.T, ryy]]), x.shape[1])
         return cls(Canonical(canon.px, canon.py, canon.ax, canon.by, np.r_[rho, canon.rho[k:]]), math.inf, k, w)
 
     def mutual_information(self) -> float:

@@ -9,9 +9,9 @@ DV, its training value is the fitted model's MI, and it is refitted in closed fo
 lower bound otherwise.
 
 Beside each Gaussian rank 1 <= k <= ``INDEPENDENT_MAX_RANK`` the grid holds the same copula with a
-fraction w of independent
-pairs (:func:`~mi_estimators.copula.fit_independent_fraction`: w and ρ₁..ρ_k by maximum likelihood on
-the training rows' canonical variates), chosen on the monitor split like the rest. Where a share of
+fraction w of independent pairs (:func:`~mi_estimators.copula.fit_independent_fraction`: w and
+ρ₁..ρ_k by maximum likelihood on the training rows' canonical variates), chosen on the monitor split
+like the rest. Where a share of
 the pairs carries no dependence, the plain Gaussian copula dilutes every correlation by (1 − w) and
 reads low (0.19 for 0.27 nats on the benchmark's inlier tasks at w = 0.5, ``studies/README.md``); the
 contaminated one is exact there. On data with no such share w fits to about 0 and its monitor value
