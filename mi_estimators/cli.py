@@ -160,8 +160,9 @@ def _estimate_help() -> dict[str, str]:
     return {
         "bound": "the trained critic's bound, a registered name (mi-estimators list bounds): training, monitor "
                  "and read-out",
-        "critic": f"auto (concat for at most {AUTO_CONCAT_MAX_DIM} columns in all, else separable), or a registered "
-                  "critic: separable, concat, bilinear (mi-estimators list critics)",
+        "critic": f"auto (for at most {AUTO_CONCAT_MAX_DIM} columns in all concat and separable critics, the "
+                  "monitor split choosing; else separable), or a registered critic: separable, concat, bilinear "
+                  "(mi-estimators list critics)",
         "bound_options": "keyword options of the bound, e.g. clip=20 (values read as Python literals; after the "
                          "files, or as --bound-options=clip=20)",
         "critic_options": "keyword options of the critic, e.g. hidden=128",

@@ -235,6 +235,41 @@ def test_auto_critic_is_concat_in_one_plus_one_dimensions_else_separable(gauss):
     assert (given.settings.options.critic, given.settings.options.batch_size) == ("separable", 32)
 
 
+def test_auto_critic_on_narrow_data_lets_the_separable_critic_compete_and_it_wins_the_ai_mixture():
+    # the AI mixture of Czyz et al.: the concat critic ends underfit, the separable one reads closer
+    # (estimation/candidates/narrow.py); what the result reports is then the separable critic's
+    task = mie.get("mixture-ai-1x1", kind="tasks")
+    x, y = task.sample(3000, seed=0)
+    r = mie.estimate(x, y, steps=600, seed=0)
+    assert set(r.settings.monitor) == {"trained", "trained-separable", "copula"}
+    assert r.settings.monitor["trained-separable"] > r.settings.monitor["trained"]
+    assert r.settings.chosen_critic == "trained-separable" and r.settings.options.critic == "separable"
+    assert r.settings.options.batch_size == 256 and r.settings.read_out_folds == 5
+    assert isinstance(r.critic, ValueFeatures) and isinstance(r.critic.critic, SeparableCritic)
+    assert abs(r.mi - task.mi) < 0.1 and r.ci[0] <= task.mi <= r.ci[1]
+
+
+def test_a_named_critic_on_narrow_data_trains_that_critic_alone(gauss):
+    _, x, y = gauss
+    for critic in ("concat", "separable"):
+        r = mie.estimate(x, y, critic=critic, seed=0, **FAST)
+        assert set(r.settings.monitor) == {"trained", "copula"} and r.settings.options.critic == critic
+
+
+def test_a_separable_winner_on_narrow_data_is_ensembled_and_read_out_with_its_own_options(gauss, monkeypatch):
+    from mi_estimators import estimation
+
+    def separable_first(candidates):
+        return next(c for c in candidates if c.name == "trained-separable")
+
+    monkeypatch.setattr(estimation, "choose", separable_first)
+    _, x, y = gauss
+    r = mie.estimate(x, y, seed=0, ensemble=2, steps=60, eval_every=20)
+    assert r.settings.chosen_critic == "trained-separable" and r.settings.options.eval_batch == 4096
+    members = r.critic.members
+    assert len(members) == 2 and all(isinstance(m.critic, SeparableCritic) for m in members)
+
+
 # --------------------------------------------------------------------------------------------
 # the closed-form copula candidates, the intervals, the ensemble
 # --------------------------------------------------------------------------------------------
@@ -272,8 +307,9 @@ def test_trained_critic_wins_where_no_copula_fits():
     x = rng.normal(size=(2000, 1))
     y = x ** 2 + 0.3 * rng.normal(size=(2000, 1))
     r = mie.estimate(x, y, seed=0, steps=600)
-    assert r.settings.chosen_critic == "trained" and r.mi > 0.5
-    assert r.settings.monitor["trained"] > r.settings.monitor["copula"] + 0.3
+    chosen = r.settings.chosen_critic
+    assert chosen in ("trained", "trained-separable") and r.mi > 0.5  # concat or separable (candidates/narrow.py)
+    assert r.settings.monitor[chosen] > r.settings.monitor["copula"] + 0.3
 
 
 def test_copula_candidate_needs_rows_and_a_named_critic(gauss):
@@ -437,7 +473,8 @@ def test_a_separable_trained_winner_is_cross_fitted_and_a_concat_one_is_not(monk
     assert r.ci[0] < r.mi < r.ci[1] and r.mi > 0.5
 
     calls.clear()
-    r1 = mie.estimate(x[:, :1], y[:, :1], seed=0, steps=100, eval_every=50, critic_options={"hidden": 8})
+    r1 = mie.estimate(x[:, :1], y[:, :1], critic="concat", seed=0, steps=100, eval_every=50,
+                      critic_options={"hidden": 8})
     assert r1.settings.options.critic == "concat" and r1.settings.read_out_folds in (1, 5)
     assert r1.settings.read_out_folds == (5 if r1.settings.chosen_critic == "copula" else 1) and len(calls) == 1
 

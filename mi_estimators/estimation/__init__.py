@@ -16,7 +16,8 @@ The procedure (:func:`estimate` reads top to bottom in these steps; every settin
      on the monitor split, read out by DV. Exact for Gaussian and Student-t copulas, a lower
      bound otherwise.
    * :class:`~mi_estimators.estimation.candidates.trained.TrainedCandidate`: a critic
-     (``critic="auto"``: concat for 1+1 columns, separable above) trained with ``bound.loss``
+     (``critic="auto"``: concat for 1+1 columns, with a separable one trained beside it,
+     :mod:`~mi_estimators.estimation.candidates.narrow`; separable above) trained with ``bound.loss``
      (InfoNCE by default), early stopping on the monitor split, and stopped sooner once it cannot
      catch the copula candidate's monitor value (``race=True``); on wide data whose copula keeps
      few canonical pairs it takes those pairs' variates and each side's mean square instead of
@@ -72,6 +73,7 @@ from mi_estimators.estimation.readout import (LOWER_BOUND_BLOCKS, Splits, certif
                                              read_out_chosen, split)
 from mi_estimators.estimation.candidates import Candidate, Context, CopulaCandidate, TrainedCandidate, choose
 from mi_estimators.estimation.candidates.features import value_features
+from mi_estimators.estimation.candidates.narrow import separable_candidate
 from mi_estimators.estimation.candidates.reduced import reduced_candidate
 from mi_estimators.estimation.candidates.trained import canonical_rank
 from mi_estimators.estimation.candidates.discrete import (ClassifierCandidate, cap, contingency_estimate,
@@ -103,10 +105,10 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
     >>> r.settings.chosen_critic, abs(r.mi - task.mi) < 0.1, r.ci[0] <= task.mi <= r.ci[1]
     ('copula', True, True)
     """
-    opts = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
+    given = EstimateOptions.from_kwargs(bound=bound, critic=critic, **options)
     x, y = check_pair(x, y)
     x, y, columns = screen(x, y)                                                      # 0
-    opts = opts.resolve(x.shape[1], y.shape[1], x.shape[0])
+    opts = given.resolve(x.shape[1], y.shape[1], x.shape[0])
     device = with_index(resolve_device(opts.device))
     if columns.mi is not None:  # a side without columns (0) or a determined continuous column (inf)
         return EstimateResult.exact(columns, opts, str(device), x.shape[0])
@@ -120,19 +122,22 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         rank = canonical_rank(copula, ctx.data, opts)
         trained = TrainedCandidate.fit(ctx, rank, value_features(ctx, rank),
                                        rival=None if copula is None else copula.monitor)
+        separable = separable_candidate(ctx, given, x.shape[0], [copula, trained])
         reduced = reduced_candidate(ctx, copula is not None)
         classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
-        candidates = [c for c in (trained, copula, reduced, classifier) if c is not None]
+        candidates = [c for c in (trained, separable, copula, reduced, classifier) if c is not None]
         best = choose(candidates)                                                     # 3
-        chosen = best.ensemble(ctx)
-        folds, mi, se, train_value = read_out_chosen(chosen, x, y, ctx)                # 4
+        run = best.ctx if best is separable else ctx  # the options the winner was trained with
+        chosen = best.ensemble(run)
+        folds, mi, se, train_value = read_out_chosen(chosen, x, y, run)                # 4
         se = entropy_stderr(chosen, se)
         lower = certified(candidates, best, ctx.data, opts)                          # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
         top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
+    trained = separable if best is separable else trained  # the trained critic whose history is reported
     data = ctx.data
     settings = EstimateSettings(
-        options=opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
+        options=run.opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
         n_val=data.monitor[0].shape[0], n_test=data.test[0].shape[0], chosen_critic=chosen.name,
         read_out=chosen.read_out_name, monitor={c.name: c.monitor for c in candidates}, train_value=train_value,
         copula=None if copula is None else dict(copula.info), read_out_folds=folds,

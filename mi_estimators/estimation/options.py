@@ -30,7 +30,9 @@ DEFAULT_CRITIC_OPTIONS: dict[str, dict[str, Any]] = {
     "separable": {"hidden": 64, "layers": 4, "embed_dim": 32, "activation": "silu", "norm_feature": True},
     "concat": {"hidden": 64, "layers": 2},
 }
-#: ``critic="auto"``: a concat critic up to this many columns of x and y together, separable above
+#: ``critic="auto"``: up to this many columns of x and y together a concat critic, with a separable one
+#: trained beside it and the monitor split choosing (:mod:`~mi_estimators.estimation.candidates.narrow`);
+#: the separable critic alone above
 AUTO_CONCAT_MAX_DIM = 2
 #: default training batch, learning rate and held-out block per critic kind (the concat critic
 #: scores B² pairs per step)
@@ -228,8 +230,9 @@ class EstimateSettings:
     n_train: int
     n_val: int
     n_test: int
-    #: the candidate read out: "copula", "trained" or "trained-canonical-k" (the trained critic on
-    #: each side's k leading canonical variates); the candidate's own ``name``
+    #: the candidate read out: "copula", "trained", "trained-separable" (the separable critic trained
+    #: beside the concat one on narrow data) or "trained-canonical-k" (the trained critic on each
+    #: side's k leading canonical variates); the candidate's own ``name``
     chosen_critic: str
     #: the bound read out on the test split (``dv`` for the copula candidate)
     read_out: str

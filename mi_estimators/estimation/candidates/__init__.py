@@ -6,6 +6,8 @@ monitor rows, refit on a fold, read out):
   critics, reduced to their leading canonical pairs, read out by DV;
 * :mod:`~mi_estimators.estimation.candidates.trained`: a neural critic trained with the chosen bound
   (on the copula's canonical variates for wide low-rank data; averaged over seeds with ``ensemble``);
+* :mod:`~mi_estimators.estimation.candidates.narrow`: on 1+1 columns, the separable critic trained
+  beside the concat critic, the monitor split choosing;
 * :mod:`~mi_estimators.estimation.candidates.reduced`: the trained critic on ridge-CCA variates, for
   inputs too wide for the copula candidate;
 * :mod:`~mi_estimators.estimation.candidates.discrete`: where a side is discrete, a classifier of it

@@ -1,6 +1,7 @@
 """The trained candidate: a neural critic trained with a bound, early stopping on the monitor split.
 
-The critic of ``opts.critic`` (``"auto"``: concat for 1+1 columns, separable above; sizes from
+The critic of ``opts.critic`` (``"auto"``: concat for 1+1 columns, with the separable critic of
+:mod:`~mi_estimators.estimation.candidates.narrow` beside it; separable above; sizes from
 :data:`~mi_estimators.estimation.options.DEFAULT_CRITIC_OPTIONS`) is trained on minibatches of the
 training split with ``bound.loss`` (InfoNCE by default), keeping the weights with the best bound on
 the monitor split (:func:`mi_estimators.fit.fit_critic`). It is read out with the same bound.
@@ -183,7 +184,7 @@ class TrainedCandidate(Candidate):
     ``fit_result`` is what the monitored fit did (its history, the step it kept)."""
 
     def __init__(self, ctx: Context, critic: nn.Module, bound: Any, fit: FitResult, rank: int | None,
-                 members: int = 1, reduction: Reduction | None = None):
+                 members: int = 1, reduction: Reduction | None = None, name: str | None = None):
         self.ctx, self.fit_result, self.rank, self.members = ctx, fit, rank, members
         self.reduction = reduction
         info = dict(best_step=fit.best_step, stopped_early=fit.stopped_early, steps_run=fit.history["step"][-1],
@@ -192,22 +193,25 @@ class TrainedCandidate(Candidate):
             info.update(reduction.info)
         if members > 1:
             info["ensemble"] = members
-        name = reduction.name if reduction is not None else "trained" if rank is None else f"trained-canonical-{rank}"
+        if name is None:
+            name = (reduction.name if reduction is not None else "trained" if rank is None
+                    else f"trained-canonical-{rank}")
         super().__init__(name, critic, bound, fit.best_monitor,
                          lambda: train_value(critic, bound, ctx.data.train, ctx.opts), info)
 
     @classmethod
     def fit(cls, ctx: Context, rank: int | None = None, reduction: Reduction | None = None,
-            rival: float | None = None) -> "TrainedCandidate":
+            rival: float | None = None, name: str | None = None) -> "TrainedCandidate":
         """The critic of ``ctx.opts`` (on the ``rank`` leading canonical variates of the training
         rows, with ``rank``; on the inputs a ``reduction`` builds, with one) trained with
         ``ctx.opts.bound``, early stopping on the monitor split, and stopped once it cannot catch
-        the monitor value ``rival`` of a candidate already fitted (module docstring)."""
+        the monitor value ``rival`` of a candidate already fitted (module docstring); ``name``
+        overrides the one its reduction or rank give (``"trained"``, ``"trained-canonical-k"``)."""
         bound = make_bound(ctx.opts, ctx.device)
         critic = _build(ctx.opts, *ctx.data.train, rank, reduction).to(ctx.device)
         rng = np.random.default_rng(ctx.rng.integers(2**63))  # the steps run do not change ctx.rng's later draws
         return cls(ctx, critic, bound, _monitored_fit(critic, bound, ctx.data, ctx.opts, rng, rival), rank,
-                   reduction=reduction)
+                   reduction=reduction, name=name)
 
     @property
     def refittable(self) -> bool:  # type: ignore[override]
@@ -260,7 +264,9 @@ class TrainedCandidate(Candidate):
 
     def ensemble(self, ctx: Context) -> "TrainedCandidate":
         """Itself averaged with ``opts.ensemble − 1`` critics trained from other seeds (torch seed
-        ``seed + 1000 k`` for the initial weights, NumPy seed ``[seed, k]`` for the batches)."""
+        ``seed + 1000 k`` for the initial weights, NumPy seed ``[seed, k]`` for the batches), with
+        the options it was fitted with (``ctx`` supplies the device and data, which are the same)."""
+        ctx = self.ctx
         opts = ctx.opts
         if opts.ensemble == 1:
             return self
@@ -271,4 +277,4 @@ class TrainedCandidate(Candidate):
             _monitored_fit(critic, self.bound, ctx.data, opts, np.random.default_rng([opts.seed or 0, k]))
             members.append(critic)
         return TrainedCandidate(ctx, EnsembleCritic(members).eval(), self.bound, self.fit_result, self.rank,
-                                opts.ensemble, self.reduction)
+                                opts.ensemble, self.reduction, self.name)
