@@ -25,7 +25,7 @@ def _rows(n, seed):
 
 def _critics(k, wrapped=False):
     torch.manual_seed(0)
-    out = [SeparableCritic(3 + 3 * wrapped, 2 + 2 * wrapped, hidden=16, layers=2, embed_dim=8, activation="silu",
+    out = [SeparableCritic(3 + 4 * wrapped, 2 + 3 * wrapped, hidden=16, layers=2, embed_dim=8, activation="silu",
                            norm_feature=True) for _ in range(k)]
     if wrapped:  # the value features: fixed knots around the trained critic
         knots = lambda d: (torch.linspace(-2, 2, 5).repeat(d, 1), torch.linspace(-3, 1, 5).repeat(d, 1))  # noqa: E731
