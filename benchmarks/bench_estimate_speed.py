@@ -16,6 +16,9 @@ patterns filter it) and sample seed, three timings on the same samples:
   (:meth:`Candidate.refit_folds <mi_estimators.estimation.candidates.base.Candidate.refit_folds>`
   patched in for the trained candidate) instead of as one stacked model: the same fits up to rounding,
   so the same estimates;
+* ``concat-alone``: the defaults, but on data of at most ``AUTO_CONCAT_MAX_DIM`` columns in all
+  the concat critic alone (``critic="concat"``), the behaviour before the separable critic was trained
+  beside it (:mod:`mi_estimators.estimation.candidates.narrow`); on wider data the defaults;
 * ``ksg``: :func:`mi_estimators.ksg.ksg_mi` (k = 3).
 
 The two ``estimate`` variants run in alternating order (task by task) after one warm-up call (the
@@ -42,6 +45,7 @@ import mi_estimators as mie
 from mi_estimators import fit
 from mi_estimators.estimation.candidates.base import Candidate
 from mi_estimators.estimation.candidates.trained import TrainedCandidate
+from mi_estimators.estimation.options import AUTO_CONCAT_MAX_DIM
 from mi_estimators.jackknife import naive_delete_group_values
 from mi_estimators.ksg import ksg_mi
 
@@ -85,6 +89,9 @@ def run_variant(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[obj
     if name == "in-turn":
         with refits_in_turn():
             return timed(lambda: mie.estimate(x, y, seed=seed))
+    if name == "concat-alone":
+        critic = "concat" if x.shape[1] + y.shape[1] <= AUTO_CONCAT_MAX_DIM else "auto"
+        return timed(lambda: mie.estimate(x, y, seed=seed, critic=critic))
     if name == "before":
         with naive_jackknife():
             return timed(lambda: mie.estimate(x, y, seed=seed, race=False))
@@ -99,7 +106,7 @@ def summarise(rows: list[dict], variants: list[str]) -> None:
         ok = sum(r[v][3] for r in rows)
         print(f"| {v} | {statistics.median(wall):.2f} | {max(wall):.2f} | {statistics.median(cpu):.2f} | "
               f"{max(cpu):.2f} | {ok}/{len(rows)} |")
-    for base in (v for v in ("before", "in-turn") if v in variants and "default" in variants):
+    for base in (v for v in ("before", "in-turn", "concat-alone") if v in variants and "default" in variants):
         ratio = [r[base][2] / r["default"][2] for r in rows]
         med = statistics.median(r[base][2] for r in rows) / statistics.median(r["default"][2] for r in rows)
         top = max(r[base][2] for r in rows) / max(r["default"][2] for r in rows)
@@ -114,7 +121,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--variants", nargs="+", default=["default", "before", "ksg"],
-                   choices=["default", "before", "in-turn", "ksg"])
+                   choices=["default", "before", "in-turn", "concat-alone", "ksg"])
     a = p.parse_args()
     tasks = [t for t in suite_tasks(a.suite) if any(fnmatch.fnmatch(t, pat) for pat in a.tasks)]
     if not tasks:
