@@ -110,7 +110,7 @@ class ValueReduction:
 
     inverse: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
     name: str = "trained"
-    info: dict = field(default_factory=lambda: dict(inputs="normal scores and z-scores"))
+    info: dict = field(default_factory=lambda: dict(inputs="normal scores, z-scores and their mean square"))
 
     def critic(self, opts: EstimateOptions, x: Tensor, y: Tensor) -> nn.Module:
         """The critic of ``opts`` on twice the columns of ``(x, y)`` and one more a side, wrapped."""
