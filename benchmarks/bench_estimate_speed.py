@@ -130,7 +130,7 @@ def main() -> None:
     _, wall, cpu = timed(lambda: mie.estimate(x, y, seed=0))
     print(f"warm-up (first call of the process, {tasks[0]}): {wall:.2f} s wall, {cpu:.2f} s CPU")
     print("\n| task | seed | " + " | ".join(f"{v} s (CPU)" for v in a.variants)
-          + " | chosen | mi: default / before / in-turn |")
+          + " | chosen | mi: " + " / ".join(v for v in a.variants if v != "ksg") + " |")
     print("|---|---|" + "---|" * len(a.variants) + "---|---|")
     rows = []
     for i, task_id in enumerate(tasks):
@@ -144,7 +144,7 @@ def main() -> None:
                 value = out if v == "ksg" else out.mi
                 row[v] = (out, wall, cpu, within(value, task.mi))
             rows.append(row)
-            mis = " / ".join(f"{row[v][0].mi:.3f}" for v in ("default", "before", "in-turn") if v in row)
+            mis = " / ".join(f"{row[v][0].mi:.3f}" for v in a.variants if v != "ksg")
             chosen = row["default"][0].settings.chosen_critic if "default" in row else ""
             print(f"| {task_id} | {seed} | " + " | ".join(f"{row[v][1]:.2f} ({row[v][2]:.2f})" for v in a.variants)
                   + f" | {chosen} | {mis} (true {task.mi:.3f}) |", flush=True)
