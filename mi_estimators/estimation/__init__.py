@@ -127,14 +127,14 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         classifier = ClassifierCandidate.fit(ctx, next(iter(sides.values()), None))
         candidates = [c for c in (trained, separable, copula, reduced, classifier) if c is not None]
         best = choose(candidates)                                                     # 3
-        run = best.ctx if best is separable else ctx  # the options the winner was trained with
+        reported = separable if best is separable else trained  # the trained critic the result reports
+        run = reported.ctx  # the options it was trained with (the main ones, unless the separable one won)
         chosen = best.ensemble(run)
         folds, mi, se, train_value = read_out_chosen(chosen, x, y, run)                # 4
         se = entropy_stderr(chosen, se)
         lower = certified(candidates, best, ctx.data, opts)                          # 5
         ci, ci_heldout = intervals(mi, se, train_value, opts, certified=lower)
         top, mi, ci, ci_heldout = cap(sides, mi, ci, ci_heldout)
-    trained = separable if best is separable else trained  # the trained critic whose history is reported
     data = ctx.data
     settings = EstimateSettings(
         options=run.opts, device=str(device), n=x.shape[0], n_train=data.train[0].shape[0],
@@ -143,6 +143,6 @@ def estimate(x: Any, y: Any, bound: Any = "infonce", critic: Any = "auto", **opt
         copula=None if copula is None else dict(copula.info), read_out_folds=folds,
         chosen_description=chosen.describe(), dropped_columns=columns.dropped,
         heldout_lower_bound=max(lower, default=None), **discrete_settings(sides, top))
-    return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=trained.fit_result.history,
-                          best_step=trained.fit_result.best_step, stopped_early=trained.fit_result.stopped_early,
+    return EstimateResult(mi=mi, stderr=se, ci=ci, ci_heldout=ci_heldout, history=reported.fit_result.history,
+                          best_step=reported.fit_result.best_step, stopped_early=reported.fit_result.stopped_early,
                           settings=settings, critic=chosen.critic)

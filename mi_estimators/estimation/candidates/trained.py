@@ -267,9 +267,8 @@ class TrainedCandidate(Candidate):
 
     def ensemble(self, ctx: Context) -> "TrainedCandidate":
         """Itself averaged with ``opts.ensemble − 1`` critics trained from other seeds (torch seed
-        ``seed + 1000 k`` for the initial weights, NumPy seed ``[seed, k]`` for the batches), with
-        the options it was fitted with (``ctx`` supplies the device and data, which are the same)."""
-        ctx = self.ctx
+        ``seed + 1000 k`` for the initial weights, NumPy seed ``[seed, k]`` for the batches), with the
+        options of ``ctx`` (those it was fitted with: ``estimate()`` passes the winner's own)."""
         opts = ctx.opts
         if opts.ensemble == 1:
             return self
