@@ -19,6 +19,9 @@ patterns filter it) and sample seed, three timings on the same samples:
 * ``concat-alone``: the defaults, but on data of at most ``AUTO_CONCAT_MAX_DIM`` columns in all
   the concat critic alone (``critic="concat"``), the behaviour before the separable critic was trained
   beside it (:mod:`mi_estimators.estimation.candidates.narrow`); on wider data the defaults;
+* ``dense-copula``: the defaults, but the copula candidate's winner is not refitted on sparse
+  directions (:func:`~mi_estimators.estimation.candidates.copula.sparse_rival` patched out): the
+  behaviour before that step;
 * ``ksg``: :func:`mi_estimators.ksg.ksg_mi` (k = 3).
 
 The two ``estimate`` variants run in alternating order (task by task) after one warm-up call (the
@@ -43,6 +46,7 @@ import numpy as np
 
 import mi_estimators as mie
 from mi_estimators import fit
+from mi_estimators.estimation.candidates import copula as copula_candidate
 from mi_estimators.estimation.candidates.base import Candidate
 from mi_estimators.estimation.candidates.trained import TrainedCandidate
 from mi_estimators.estimation.options import AUTO_CONCAT_MAX_DIM
@@ -77,6 +81,16 @@ def refits_in_turn() -> Iterator[None]:
         TrainedCandidate.refit_folds = stacked
 
 
+@contextlib.contextmanager
+def dense_copula() -> Iterator[None]:
+    """The copula candidate without the sparse-directions rival (the behaviour before it)."""
+    rival, copula_candidate.sparse_rival = copula_candidate.sparse_rival, lambda best, *_: best
+    try:
+        yield
+    finally:
+        copula_candidate.sparse_rival = rival
+
+
 def timed(call) -> tuple[object, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     out = call()
@@ -92,6 +106,9 @@ def run_variant(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[obj
     if name == "concat-alone":
         critic = "concat" if x.shape[1] + y.shape[1] <= AUTO_CONCAT_MAX_DIM else "auto"
         return timed(lambda: mie.estimate(x, y, seed=seed, critic=critic))
+    if name == "dense-copula":
+        with dense_copula():
+            return timed(lambda: mie.estimate(x, y, seed=seed))
     if name == "before":
         with naive_jackknife():
             return timed(lambda: mie.estimate(x, y, seed=seed, race=False))
@@ -106,7 +123,8 @@ def summarise(rows: list[dict], variants: list[str]) -> None:
         ok = sum(r[v][3] for r in rows)
         print(f"| {v} | {statistics.median(wall):.2f} | {max(wall):.2f} | {statistics.median(cpu):.2f} | "
               f"{max(cpu):.2f} | {ok}/{len(rows)} |")
-    for base in (v for v in ("before", "in-turn", "concat-alone") if v in variants and "default" in variants):
+    baselines = ("before", "in-turn", "concat-alone", "dense-copula")
+    for base in (v for v in baselines if v in variants and "default" in variants):
         ratio = [r[base][2] / r["default"][2] for r in rows]
         med = statistics.median(r[base][2] for r in rows) / statistics.median(r["default"][2] for r in rows)
         top = max(r[base][2] for r in rows) / max(r["default"][2] for r in rows)
@@ -121,7 +139,7 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--variants", nargs="+", default=["default", "before", "ksg"],
-                   choices=["default", "before", "in-turn", "concat-alone", "ksg"])
+                   choices=["default", "before", "in-turn", "concat-alone", "dense-copula", "ksg"])
     a = p.parse_args()
     tasks = [t for t in suite_tasks(a.suite) if any(fnmatch.fnmatch(t, pat) for pat in a.tasks)]
     if not tasks:

@@ -241,8 +241,8 @@ class EstimateSettings:
     #: the chosen critic's value on its own training rows (the upper end of ``ci``)
     train_value: float
     #: the fitted copula candidate: ``df`` (ν, ``inf`` for Gaussian), ``rank`` k, ``independent`` (the
-    #: fitted fraction of independent pairs, 0 for the plain copula) and ``model_mi`` (None without the
-    #: copula candidate)
+    #: fitted fraction of independent pairs, 0 for the plain copula), ``sparse`` (directions from
+    #: thresholded cross blocks) and ``model_mi`` (None without the copula candidate)
     copula: Mapping[str, float] | None = None
     #: folds of the read-out: ``options.folds`` for a cross-fitted winner, else 1 (the test split)
     read_out_folds: int = 1
