@@ -230,9 +230,11 @@ def threshold_cross(cross: np.ndarray, rows: float) -> np.ndarray:
     soft-thresholded at the universal level ``λ = √(2 log(dx dy) / rows)`` (module docstring): every
     entry moves λ towards 0 and those within λ of it become 0.
 
+    >>> round(math.sqrt(2 * math.log(4) / 10_000), 4)   # λ for a 2 x 2 block on 10,000 rows
+    0.0167
     >>> threshold_cross(np.array([[0.5, 0.01], [-0.02, -0.4]]), rows=10_000).round(3)
-    array([[ 0.479,  0.   ],
-           [-0.   , -0.379]])
+    array([[ 0.483,  0.   ],
+           [-0.003, -0.383]])
     """
     lam = math.sqrt(2 * math.log(max(cross.size, 2)) / rows)
     return np.sign(cross) * np.maximum(np.abs(cross) - lam, 0.0)
