@@ -242,8 +242,13 @@ def threshold_cross(cross: np.ndarray, rows: float) -> np.ndarray:
     array([[ 0.483,  0.   ],
            [-0.003, -0.383]])
     """
-    lam = math.sqrt(2 * math.log(max(cross.size, 2)) / rows)
-    return np.sign(cross) * np.maximum(np.abs(cross) - lam, 0.0)
+    return _soft_threshold(cross, cross.size, rows)
+
+
+def _soft_threshold(a: np.ndarray, entries: int, rows: float) -> np.ndarray:
+    """``a`` moved towards 0 by the universal level ``√(2 log(entries) / rows)``, clipped at 0."""
+    lam = math.sqrt(2 * math.log(max(entries, 2)) / rows)
+    return np.sign(a) * np.maximum(np.abs(a) - lam, 0.0)
 
 
 def threshold_within(r: np.ndarray, rows: float) -> np.ndarray:
@@ -257,8 +262,7 @@ def threshold_within(r: np.ndarray, rows: float) -> np.ndarray:
            [0., 1.]])
     """
     d = len(r)
-    lam = math.sqrt(2 * math.log(max(d * (d - 1) // 2, 2)) / rows)
-    out = np.sign(r) * np.maximum(np.abs(r) - lam, 0.0)
+    out = _soft_threshold(r, d * (d - 1) // 2, rows)
     np.fill_diagonal(out, np.diag(r))
     return out if d < 2 or np.linalg.eigvalsh(out).min() > WITHIN_EIGEN_FLOOR else r
 
