@@ -16,8 +16,9 @@ the pairs carries no dependence, the plain Gaussian copula dilutes every correla
 reads low (0.19 for 0.27 nats on the benchmark's inlier tasks at w = 0.5, ``studies/README.md``); the
 contaminated one is exact there. On data with no such share w fits to about 0 and its monitor value
 is the plain one's. When the grid's winner is a Gaussian copula of such a rank and a side has more
-than one column, the same rank is also fitted on sparse directions (thresholded cross blocks,
-``sparse=True``, :func:`~mi_estimators.copula.threshold_cross`) and replaces it if its monitor value
+than one column, the same rank is also fitted on sparse directions (thresholded correlation blocks,
+``sparse=True``: :func:`~mi_estimators.copula.threshold_cross` and
+:func:`~mi_estimators.copula.threshold_within`) and replaces it if its monitor value
 is higher: in many columns the dense directions lose 0.02 of the 25 × 25 inlier task's 0.27 nats to
 noise. (One fit at the winner's rank, not a second grid: trying every rank on sparse directions
 took the candidate's fit from 1.6 to 2.9 CPU s on that task, for the same estimate.)
@@ -56,9 +57,10 @@ def sparse_rival(best: tuple[float, EllipticalCopulaCritic], gauss: tuple[Canoni
     rows. Only a Gaussian winner of rank 1 to ``INDEPENDENT_MAX_RANK`` with more than one column on a
     side is tried."""
     value, critic = best
-    (xtr, ytr), (canon, xt, yt) = train, gauss
+    xtr, ytr = train
     if not (math.isinf(critic.df) and 1 <= critic.rank <= INDEPENDENT_MAX_RANK and xtr.shape[1] * ytr.shape[1] > 1):
         return best
+    canon, xt, yt = gauss
     sparse = EllipticalCopulaCritic.with_independent(canon, critic.rank, xtr, ytr, sparse=True)
     sparse_value, _ = held_out(sparse.scores_t, registry.get("dv"), xt, yt, block, groups=0)
     return (sparse_value, sparse) if sparse_value > value else best
